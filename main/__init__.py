@@ -1,0 +1,1 @@
+"""jobqueue: background jobs that survive deploys."""

@@ -1,0 +1,54 @@
+"""What differs between database engines, behind one small interface.
+
+The store writes portable SQLAlchemy statements (the claim query's ``FOR UPDATE SKIP LOCKED`` is rendered by
+PostgreSQL and left out by SQLite, where the write lock of ``BEGIN IMMEDIATE`` gives the same exclusion).
+A dialect adds only what portable SQL cannot say: how to connect, how to serialise schema creation, and how
+to tell other processes that work has arrived.
+"""
+
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from main.errors import SettingsError
+
+
+class Dialect(Protocol):
+    name: str
+
+    def create_engine(self) -> Engine:
+        """An engine configured for a job queue on this database."""
+        ...
+
+    def lock_schema(self, connection: Connection) -> None:
+        """Inside a transaction: keep other processes out while tables are created or migrated."""
+        ...
+
+    def announce_new_jobs(self, connection: Connection) -> None:
+        """Inside the enqueue transaction: wake workers in other processes once it commits."""
+        ...
+
+    async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever another process announces new jobs; returns at once if the engine cannot."""
+        ...
+
+
+def dialect_for(database_url: str) -> Dialect:
+    """The dialect for JOBQUEUE_DATABASE_URL; an unsupported URL is a SettingsError naming it."""
+    from main.db.dialects.postgres import PostgresDialect
+    from main.db.dialects.sqlite import SqliteDialect
+
+    try:
+        backend = make_url(database_url).get_backend_name()
+    except ArgumentError:
+        raise SettingsError(f"JOBQUEUE_DATABASE_URL: cannot parse {database_url!r} as a database URL") from None
+    if backend == "sqlite":
+        return SqliteDialect(database_url)
+    if backend == "postgresql":
+        return PostgresDialect(database_url)
+    raise SettingsError(
+        f"JOBQUEUE_DATABASE_URL: unsupported database {backend!r}; use sqlite:///path/to/file.db or "
+        "postgresql://user@host/dbname"
+    )

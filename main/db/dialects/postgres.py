@@ -1,0 +1,45 @@
+"""PostgreSQL: the scale-out engine. Many workers on many machines share one database;
+claims skip rows locked by others and LISTEN/NOTIFY wakes idle workers when jobs arrive."""
+
+from collections.abc import Callable
+
+import anyio
+import psycopg
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
+
+from main.log import get_logger
+
+CHANNEL = "jobqueue_new_jobs"
+_SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
+_RECONNECT_DELAY = 1.0
+
+
+class PostgresDialect:
+    name = "postgresql"
+
+    def __init__(self, database_url: str) -> None:
+        # Whatever driver the URL names, we talk to PostgreSQL through psycopg 3.
+        self.url = make_url(database_url).set(drivername="postgresql+psycopg")
+
+    def create_engine(self) -> Engine:
+        return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    def lock_schema(self, connection: Connection) -> None:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+
+    def announce_new_jobs(self, connection: Connection) -> None:
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+    async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        log = get_logger()
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    wake()  # jobs may have arrived while we were not listening
+                    async for _ in connection.notifies():
+                        wake()
+            except psycopg.OperationalError as exc:
+                log.warning("listen_connection_lost", error=str(exc), retry_in=_RECONNECT_DELAY)
+                await anyio.sleep(_RECONNECT_DELAY)

@@ -1,0 +1,261 @@
+"""Every SQL statement the queue runs. The queue never writes SQL itself.
+
+Methods are synchronous (the worker calls them through ``anyio.to_thread``; sync application code calls
+them directly) and each is one short transaction. Outcome writes are guarded by ``worker_id`` and
+``status = 'running'``: a worker whose lease expired cannot overwrite what another worker did since.
+"""
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, insert, update
+from sqlmodel import Session, col, select
+
+from main.db.engine import Database
+from main.db.entities import TERMINAL_STATUSES, Job, JobStatus
+from main.db.schema import ensure_schema
+from main.errors import InvalidJobStateError, JobNotFoundError
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job, ready to be written."""
+
+    type: str
+    payload: dict[str, Any]
+    queue: str
+    priority: int
+    max_retries: int
+    run_at: datetime
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a lease renewal learned about the worker's running jobs."""
+
+    cancel_requested: frozenset[int]
+    lost: frozenset[int]  # no longer ours: the lease expired and the job was recovered elsewhere
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """Jobs whose worker stopped renewing its lease, by what happened to them."""
+
+    requeued: int
+    failed: int
+    cancelled: int
+
+    @property
+    def total(self) -> int:
+        return self.requeued + self.failed + self.cancelled
+
+
+class JobStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        if not self._schema_ready:
+            ensure_schema(self.database)
+            self._schema_ready = True
+
+    # -- enqueue ---------------------------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """Insert all jobs in one transaction; ids come back in the order given."""
+        if not jobs:
+            return []
+        rows = [
+            {**job.__dict__, "status": JobStatus.PENDING, "created_at": now, "updated_at": now} for job in jobs
+        ]
+        with self._transaction() as session:
+            ids = list(session.scalars(insert(Job).returning(col(Job.id), sort_by_parameter_order=True), rows))
+            self.database.dialect.announce_new_jobs(session.connection())
+        return ids
+
+    # -- the worker's loop -----------------------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Atomically move up to `limit` due pending jobs to running for this worker, best first."""
+        due = select(Job.id).where(Job.status == JobStatus.PENDING, Job.run_at <= now)
+        if queues:
+            due = due.where(col(Job.queue).in_(queues))
+        due = (
+            due.order_by(col(Job.priority).desc(), col(Job.run_at), col(Job.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock instead
+        )
+        claim = (
+            update(Job)
+            .where(col(Job.id).in_(due.scalar_subquery()))
+            .values(
+                status=JobStatus.RUNNING,
+                attempts=Job.attempts + 1,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(Job)
+        )
+        with self._transaction() as session:
+            claimed = list(session.scalars(claim, execution_options=_NO_SYNC))
+        return sorted(claimed, key=lambda job: (-job.priority, job.run_at, job.id or 0))
+
+    def heartbeat(self, worker_id: str, job_ids: Sequence[int], lease_until: datetime) -> Heartbeat:
+        """Renew the lease of this worker's running jobs; report cancel requests and lost jobs."""
+        renew = (
+            update(Job)
+            .where(col(Job.id).in_(job_ids), *self._owned_by(worker_id))
+            .values(lease_expires_at=lease_until)
+            .returning(col(Job.id), col(Job.cancel_requested))
+        )
+        with self._transaction() as session:
+            renewed = dict(session.execute(renew, execution_options=_NO_SYNC).tuples().all())
+        return Heartbeat(
+            cancel_requested=frozenset(job_id for job_id, wanted in renewed.items() if wanted),
+            lost=frozenset(job_ids).difference(renewed),
+        )
+
+    def complete(self, job_id: int, worker_id: str, now: datetime) -> bool:
+        return self._finish(job_id, worker_id, now, status=JobStatus.COMPLETED, finished_at=now)
+
+    def retry(self, job_id: int, worker_id: str, now: datetime, run_at: datetime, error: str, tb: str) -> bool:
+        return self._finish(
+            job_id, worker_id, now, status=JobStatus.PENDING, run_at=run_at, last_error=error, last_traceback=tb
+        )
+
+    def fail(self, job_id: int, worker_id: str, now: datetime, error: str, tb: str) -> bool:
+        return self._finish(
+            job_id, worker_id, now, status=JobStatus.FAILED, finished_at=now, last_error=error, last_traceback=tb
+        )
+
+    def mark_cancelled(self, job_id: int, worker_id: str, now: datetime) -> bool:
+        return self._finish(
+            job_id, worker_id, now, status=JobStatus.CANCELLED, finished_at=now, last_error="cancelled while running"
+        )
+
+    def release(self, job_id: int, worker_id: str, now: datetime) -> bool:
+        """Give a job back untouched (worker shutting down): pending again, the attempt not counted."""
+        return self._finish(job_id, worker_id, now, status=JobStatus.PENDING, attempts=Job.attempts - 1)
+
+    def recover_expired(self, now: datetime) -> Recovered:
+        """Jobs whose worker died: cancelled if asked, failed if out of retries, else pending again."""
+        expired = (Job.status == JobStatus.RUNNING, col(Job.lease_expires_at) < now)
+        lost = "worker " + col(Job.worker_id) + " stopped renewing its lease (crashed or killed)"
+        with self._transaction() as session:
+
+            def move(*where: ColumnElement[bool], **values: Any) -> int:
+                stmt = update(Job).where(*expired, *where).values(lease_expires_at=None, updated_at=now, **values)
+                return session.execute(stmt, execution_options=_NO_SYNC).rowcount
+
+            cancelled = move(col(Job.cancel_requested), status=JobStatus.CANCELLED, finished_at=now)
+            failed = move(
+                Job.attempts > Job.max_retries,
+                status=JobStatus.FAILED,
+                finished_at=now,
+                last_error=lost + "; no retries left",
+            )
+            requeued = move(status=JobStatus.PENDING, run_at=now, last_error=lost)
+            if requeued:
+                self.database.dialect.announce_new_jobs(session.connection())
+        return Recovered(requeued=requeued, failed=failed, cancelled=cancelled)
+
+    # -- operations ------------------------------------------------------------------------------------
+
+    def request_cancel(self, job_id: int, now: datetime) -> JobStatus:
+        """Cancel a pending job now, or ask the worker running it to stop. Returns the job's new status."""
+        with self._transaction() as session:
+            job = self._get_for_update(session, job_id)
+            if job.status == JobStatus.PENDING:
+                job.status, job.finished_at = JobStatus.CANCELLED, now
+            elif job.status == JobStatus.RUNNING:
+                job.cancel_requested = True
+            else:
+                raise InvalidJobStateError(f"job {job_id} is already {job.status.value}; nothing to cancel")
+            job.updated_at = now
+            return job.status
+
+    def retry_now(self, job_id: int, now: datetime) -> None:
+        """Run a failed or cancelled job again from scratch, with its full retry budget."""
+        with self._transaction() as session:
+            job = self._get_for_update(session, job_id)
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+                raise InvalidJobStateError(
+                    f"job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
+                )
+            job.status, job.attempts, job.run_at, job.updated_at = JobStatus.PENDING, 0, now, now
+            job.finished_at = job.worker_id = job.lease_expires_at = None
+            job.cancel_requested = False
+            session.flush()
+            self.database.dialect.announce_new_jobs(session.connection())
+
+    def cleanup(self, finished_before: datetime) -> int:
+        """Delete finished (completed, failed, cancelled) jobs older than the cut-off. Returns how many."""
+        stmt = delete(Job).where(col(Job.status).in_(TERMINAL_STATUSES), col(Job.finished_at) < finished_before)
+        with self._transaction() as session:
+            return session.execute(stmt, execution_options=_NO_SYNC).rowcount
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        with self._transaction() as session:
+            job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job with id {job_id} (finished jobs are deleted after the retention period)")
+        return job
+
+    def list_jobs(
+        self, statuses: Sequence[JobStatus] = (), queue: str | None = None, limit: int = 50
+    ) -> list[Job]:
+        query = select(Job).order_by(col(Job.id).desc()).limit(limit)
+        if statuses:
+            query = query.where(col(Job.status).in_(statuses))
+        if queue:
+            query = query.where(Job.queue == queue)
+        with self._transaction() as session:
+            return list(session.exec(query))
+
+    def counts(self) -> list[tuple[JobStatus, str, int]]:
+        """(status, queue, number of jobs) for every combination present."""
+        query = select(Job.status, Job.queue, func.count()).group_by(col(Job.status), col(Job.queue))
+        with self._transaction() as session:
+            return [(JobStatus(status), queue, n) for status, queue, n in session.exec(query)]
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        self.ensure_schema()
+        return self.database.transaction()
+
+    @staticmethod
+    def _owned_by(worker_id: str) -> tuple[ColumnElement[bool], ...]:
+        return (Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+
+    def _finish(self, job_id: int, worker_id: str, now: datetime, **values: Any) -> bool:
+        """Record a running job's outcome; False if the job is no longer this worker's."""
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, *self._owned_by(worker_id))
+            .values(lease_expires_at=None, cancel_requested=False, updated_at=now, **values)
+        )
+        with self._transaction() as session:
+            changed = session.execute(stmt, execution_options=_NO_SYNC).rowcount == 1
+            if changed and values.get("status") == JobStatus.PENDING:
+                self.database.dialect.announce_new_jobs(session.connection())
+            return changed
+
+    @staticmethod
+    def _get_for_update(session: Session, job_id: int) -> Job:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise JobNotFoundError(f"no job with id {job_id} (finished jobs are deleted after the retention period)")
+        return job

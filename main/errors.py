@@ -1,0 +1,49 @@
+"""Every error jobqueue raises on purpose. Each message says what is wrong and what to do about it."""
+
+
+class JobQueueError(Exception):
+    """Base class: the CLI prints these as one line instead of a traceback."""
+
+
+class SettingsError(JobQueueError):
+    """A JOBQUEUE_* variable (or Settings argument) has a bad value."""
+
+
+class JobDefinitionError(JobQueueError):
+    """A job class or its @job options are wrong; raised at import time."""
+
+
+class JobRegistrationError(JobQueueError):
+    """A job class is not registered with the queue, or two classes claim one name."""
+
+
+class PayloadValidationError(JobQueueError):
+    """A payload does not match the job's schema; nothing was written."""
+
+
+class SchedulingError(JobQueueError):
+    """A run time is unusable, e.g. a naive datetime."""
+
+
+class JobNotFoundError(JobQueueError):
+    """No job with that id exists (it may have been cleaned up)."""
+
+
+class InvalidJobStateError(JobQueueError):
+    """The job exists but its status does not allow the operation."""
+
+
+class SchemaVersionError(JobQueueError):
+    """The database was created by a newer jobqueue than the one running."""
+
+
+class JobTimeoutError(JobQueueError):
+    """A job ran longer than its timeout and was cancelled."""
+
+
+class UnknownJobTypeError(JobQueueError):
+    """A stored job names a type this worker has not registered."""
+
+
+class NonRetryableError(Exception):
+    """Raise from `perform` to fail the job at once, without using its retries."""
