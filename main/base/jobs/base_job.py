@@ -1,0 +1,180 @@
+"""BaseJob: the Rails-like API of a job class.
+
+Async code awaits ``perform_later`` / ``perform_at`` / ``perform_in`` / ``perform_bulk`` / ``perform_now``.
+Sync code (Flask, Django views, scripts, a plain ``def perform``) calls the ``*_sync`` twins, which block
+the calling thread until the row is committed (or the inline run is over). The twins refuse to run on a
+thread that is running an event loop, where blocking would stall every other task.
+"""
+
+import asyncio
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from pydantic import BaseModel, ValidationError
+
+from main.base.jobs.context import JobContext
+from main.base.jobs.decorators.job import JobOptions
+from main.errors import JobDefinitionError, JobQueueError, JobTimeoutError, PayloadValidationError
+
+if TYPE_CHECKING:
+    from main.services.job_queue import JobQueue
+
+P = TypeVar("P", bound=BaseModel)
+Payload = BaseModel | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to enqueue: for ``JobQueue.enqueue_many`` when a transaction holds jobs of several types."""
+
+    job_class: "type[BaseJob[Any]]"
+    payload: Payload
+    run_at: datetime | None = None  # timezone-aware; None = now (or after `delay`)
+    delay: float | timedelta | None = None
+    queue: str | None = None  # None = the job's @job(queue=...)
+    priority: int | None = None  # None = the job's @job(priority=...)
+
+
+class BaseJob(ABC, Generic[P]):
+    """Subclass as ``BaseJob[YourPayloadModel]``, decorate with ``@job(...)``, implement ``perform``."""
+
+    options: ClassVar[JobOptions]
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+
+    @abstractmethod
+    async def perform(self, payload: P) -> Any:
+        """Do the work. May also be a plain ``def``: it then runs in a worker thread."""
+
+    # -- enqueue (async) -------------------------------------------------------------------------------
+
+    @classmethod
+    async def perform_later(cls, payload: P | Mapping[str, Any], *, queue: str | None = None,
+                            priority: int | None = None) -> int:
+        """Validate and enqueue to run as soon as a worker is free. Returns the job id."""
+        return (await _queue().enqueue_many([JobRequest(cls, payload, queue=queue, priority=priority)]))[0]
+
+    @classmethod
+    async def perform_at(cls, when: datetime, payload: P | Mapping[str, Any], *, queue: str | None = None,
+                         priority: int | None = None) -> int:
+        """Enqueue to run at `when`, a timezone-aware datetime (naive ones are rejected)."""
+        return (await _queue().enqueue_many([JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]))[0]
+
+    @classmethod
+    async def perform_in(cls, delay: float | timedelta, payload: P | Mapping[str, Any], *,
+                         queue: str | None = None, priority: int | None = None) -> int:
+        """Enqueue to run after `delay` (seconds or a timedelta)."""
+        return (await _queue().enqueue_many([JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]))[0]
+
+    @classmethod
+    async def perform_bulk(cls, payloads: Iterable[P | Mapping[str, Any]]) -> list[int]:
+        """Validate all, then enqueue all in one transaction: every job is written or none is."""
+        return await _queue().enqueue_many([JobRequest(cls, payload) for payload in payloads])
+
+    @classmethod
+    async def perform_now(cls, payload: P | Mapping[str, Any]) -> Any:
+        """Run inline, now, in this process: validated, with the job's timeout, no row written."""
+        options = cls._options()
+        instance = cls(JobContext(job_type=options.name, max_retries=options.max_retries, queue=options.queue))
+        return await instance.invoke(validate_payload(cls, payload))
+
+    # -- enqueue (sync twins: block the calling thread) ------------------------------------------------
+
+    @classmethod
+    def perform_later_sync(cls, payload: P | Mapping[str, Any], *, queue: str | None = None,
+                           priority: int | None = None) -> int:
+        return _queue_for_sync().enqueue_many_sync([JobRequest(cls, payload, queue=queue, priority=priority)])[0]
+
+    @classmethod
+    def perform_at_sync(cls, when: datetime, payload: P | Mapping[str, Any], *, queue: str | None = None,
+                        priority: int | None = None) -> int:
+        requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]
+        return _queue_for_sync().enqueue_many_sync(requests)[0]
+
+    @classmethod
+    def perform_in_sync(cls, delay: float | timedelta, payload: P | Mapping[str, Any], *,
+                        queue: str | None = None, priority: int | None = None) -> int:
+        requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]
+        return _queue_for_sync().enqueue_many_sync(requests)[0]
+
+    @classmethod
+    def perform_bulk_sync(cls, payloads: Iterable[P | Mapping[str, Any]]) -> list[int]:
+        return _queue_for_sync().enqueue_many_sync([JobRequest(cls, payload) for payload in payloads])
+
+    @classmethod
+    def perform_now_sync(cls, payload: P | Mapping[str, Any]) -> Any:
+        _refuse_on_event_loop("perform_now_sync", "perform_now")
+        return anyio.run(cls.perform_now, payload)
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    async def invoke(self, payload: P) -> Any:
+        """Run `perform` once under the job's timeout; a sync `perform` runs in a worker thread.
+
+        A thread cannot be interrupted: a sync job that overruns its timeout (or is cancelled) stops when
+        it returns, or earlier if it calls ``self.check_cancelled()`` between steps.
+        """
+        timeout = self._options().timeout
+        with anyio.move_on_after(timeout) as scope:
+            if inspect.iscoroutinefunction(self.perform):
+                return await self.perform(payload)
+            return await anyio.to_thread.run_sync(self.perform, payload)
+        if scope.cancelled_caught:
+            raise JobTimeoutError(f"job {self.context.job_type!r} timed out after {timeout:g}s and was cancelled")
+
+    @staticmethod
+    def check_cancelled() -> None:
+        """For a sync ``perform``: raise if the job was cancelled or timed out, so it stops promptly."""
+        anyio.from_thread.check_cancelled()
+
+    @classmethod
+    def _options(cls) -> JobOptions:
+        options = cls.__dict__.get("options")
+        if options is None:
+            raise JobDefinitionError(f"{cls.__qualname__} is not decorated with @job(...)")
+        return options
+
+
+def validate_payload(job_class: type[BaseJob[Any]], payload: object) -> BaseModel:
+    """The payload as the job's schema model; PayloadValidationError names every bad field."""
+    options = job_class._options()
+    if isinstance(payload, options.schema):
+        return payload
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump()
+    try:
+        return options.schema.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()
+        )
+        raise PayloadValidationError(
+            f"invalid payload for job {options.name!r} ({options.schema.__name__}): {problems}"
+        ) from None
+
+
+def _queue() -> "JobQueue":
+    from main.services.job_queue import get_job_queue
+
+    return get_job_queue()
+
+
+def _queue_for_sync() -> "JobQueue":
+    _refuse_on_event_loop("the *_sync enqueue methods", "the awaitable perform_later / perform_at")
+    return _queue()
+
+
+def _refuse_on_event_loop(what: str, instead: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise JobQueueError(f"{what} would block the running event loop; in async code use {instead} instead")

@@ -1,0 +1,3 @@
+from main.base.jobs.decorators.job import JobOptions, job
+
+__all__ = ["JobOptions", "job"]

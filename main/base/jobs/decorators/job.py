@@ -1,0 +1,148 @@
+"""The @job decorator: attaches validated options to a BaseJob subclass.
+
+Every option is checked when the class is defined, so a wrong option fails at import time with a message
+naming the job and the option, not later inside a worker.
+"""
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel
+
+from main.base.jobs.backoff import BACKOFF_KINDS, Backoff
+from main.errors import JobDefinitionError
+
+if TYPE_CHECKING:
+    from main.base.jobs.base_job import BaseJob
+
+J = TypeVar("J", bound="type[BaseJob[Any]]")
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# name -> "module.QualName" of the class that took it: two different classes may not share a name.
+_names_taken: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    name: str
+    schema: type[BaseModel]
+    max_retries: int = 3
+    backoff: Backoff = Backoff()
+    timeout: float | None = None
+    queue: str = "default"
+    priority: int = 0
+
+
+def job(
+    *,
+    name: str | None = None,
+    schema: type[BaseModel] | None = None,
+    max_retries: int = 3,
+    backoff: str = "exponential",
+    base_delay: float = 2.0,
+    max_delay: float = 3600.0,
+    jitter: float = 0.0,
+    timeout: float | None = None,
+    queue: str = "default",
+    priority: int = 0,
+) -> Callable[[J], J]:
+    """Declare a job. `schema` may be omitted when the class subclasses ``BaseJob[SomeModel]``.
+
+    max_retries: retries after the first attempt (3 means at most 4 runs). timeout: seconds per attempt,
+    None for no limit. priority: higher runs first among due jobs of the same queue.
+    """
+
+    raw_options = dict(
+        schema=schema, max_retries=max_retries, backoff=backoff, base_delay=base_delay, max_delay=max_delay,
+        jitter=jitter, timeout=timeout, queue=queue, priority=priority,
+    )
+
+    def decorate(cls: J) -> J:
+        from main.base.jobs.base_job import BaseJob
+
+        label = name or getattr(cls, "__name__", repr(cls))
+        if not (inspect.isclass(cls) and issubclass(cls, BaseJob)):
+            raise JobDefinitionError(f"@job({label!r}) decorates {cls!r}, which is not a BaseJob subclass")
+        problem = _first_problem(cls, label, raw_options)
+        if problem:
+            raise JobDefinitionError(f"job {label!r}: {problem}")
+        _claim_name(label, cls)
+        cls.options = JobOptions(
+            name=label,
+            schema=schema or _schema_from_generic(cls),  # type: ignore[arg-type]
+            max_retries=max_retries,
+            backoff=Backoff(backoff, float(base_delay), float(max_delay), float(jitter)),  # type: ignore[arg-type]
+            timeout=None if timeout is None else float(timeout),
+            queue=queue,
+            priority=priority,
+        )
+        return cls
+
+    return decorate
+
+
+def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None:
+    """The first thing wrong with the options, as a sentence naming the option; None if all is well."""
+    def is_number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    inferred = _schema_from_generic(cls)
+    schema, max_retries, backoff, jitter = options["schema"], options["max_retries"], options["backoff"], options["jitter"]
+    base_delay, max_delay, timeout = options["base_delay"], options["max_delay"], options["timeout"]
+    queue, priority = options["queue"], options["priority"]
+    if not label or not isinstance(label, str) or len(label) > 200:
+        return "option 'name' must be a non-empty string of at most 200 characters"
+    if schema is None and inferred is None:
+        return "option 'schema' is missing: pass schema=YourModel or subclass BaseJob[YourModel]"
+    if schema is not None and not (inspect.isclass(schema) and issubclass(schema, BaseModel)):
+        return f"option 'schema' must be a pydantic BaseModel subclass, got {schema!r}"
+    if schema is not None and inferred is not None and schema is not inferred:
+        return f"option 'schema' is {schema.__name__} but the class declares BaseJob[{inferred.__name__}]"  # type: ignore[union-attr]
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        return f"option 'max_retries' must be an integer >= 0, got {max_retries!r}"
+    if backoff not in BACKOFF_KINDS:
+        return f"option 'backoff' must be one of {', '.join(BACKOFF_KINDS)}; got {backoff!r}"
+    for option, value in (("base_delay", base_delay), ("max_delay", max_delay)):
+        if not is_number(value) or value <= 0:  # type: ignore[operator]
+            return f"option {option!r} must be a number of seconds > 0, got {value!r}"
+    if base_delay > max_delay:  # type: ignore[operator]
+        return f"option 'base_delay' ({base_delay}) must not exceed 'max_delay' ({max_delay})"
+    if not is_number(jitter) or jitter < 0:  # type: ignore[operator]
+        return f"option 'jitter' must be a number of seconds >= 0, got {jitter!r}"
+    if timeout is not None and (not is_number(timeout) or timeout <= 0):  # type: ignore[operator]
+        return f"option 'timeout' must be a number of seconds > 0 or None, got {timeout!r}"
+    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
+        return f"option 'queue' must be 1-100 letters, digits or _.:- characters, got {queue!r}"
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        return f"option 'priority' must be an integer, got {priority!r}"
+    if "perform" not in _defined_methods(cls):
+        return "the class does not define perform(self, payload)"
+    return None
+
+
+def _defined_methods(cls: type) -> set[str]:
+    from main.base.jobs.base_job import BaseJob
+
+    return {attr for klass in cls.__mro__ if klass is not BaseJob and issubclass(klass, BaseJob) for attr in vars(klass)}
+
+
+def _schema_from_generic(cls: type) -> type[BaseModel] | None:
+    """The model in ``class X(BaseJob[Model])`` (or any generic job base), if there is one."""
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            for arg in get_args(base) if get_origin(base) else ():
+                if inspect.isclass(arg) and issubclass(arg, BaseModel):
+                    return arg
+    return None
+
+
+def _claim_name(label: str, cls: type) -> None:
+    owner = f"{cls.__module__}.{cls.__qualname__}"
+    taken_by = _names_taken.setdefault(label, owner)
+    if taken_by != owner:
+        raise JobDefinitionError(
+            f"job name {label!r} is already used by {taken_by}; give {owner} another name with @job(name=...)"
+        )

@@ -1,0 +1,403 @@
+"""JobQueue: the registry of job classes, the enqueue path, and the worker loop.
+
+One per process (``get_job_queue()``). The loop reads top to bottom in ``run``: every tick it keeps the
+leases of its running jobs alive, claims what is due up to the concurrency limit, runs each claimed job in
+the task group, and records each outcome. Between ticks it sleeps for the poll interval or until woken.
+"""
+
+import importlib
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup, TaskStatus
+
+from main.base.jobs import BaseJob, JobRequest, validate_payload
+from main.clock import Clock, SystemClock
+from main.db.engine import Database
+from main.db.entities import Job, JobStatus
+from main.db.store import JobStore, NewJob
+from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
+from main.log import get_logger
+from main.services.runner import Completed, Failed, Interrupted, Outcome, RunningJob, StopReason, run_job
+from main.services.waker import Waker
+from main.settings import Settings
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """A snapshot for dashboards and `jobqueue status`: the database's view plus this process's."""
+
+    worker_id: str
+    uptime_seconds: float | None  # None when this process's worker is not running
+    registered_types: list[str]
+    counts_by_status: dict[str, int]
+    counts_by_queue: dict[str, dict[str, int]]
+    running: list[Job] = field(default_factory=list)
+
+
+class JobQueue:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        jobs: Iterable[type[BaseJob[Any]]] | None = None,
+    ) -> None:
+        """`jobs` defaults to the JOBS list of ``settings.jobs_module`` (JOBQUEUE_JOBS_MODULE)."""
+        self.settings = settings or Settings.load()
+        self.clock = clock or SystemClock()
+        self.database = Database(self.settings.database_url)
+        self.store = JobStore(self.database)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.log = get_logger(worker_id=self.worker_id)
+        self._registry: dict[str, type[BaseJob[Any]]] = {}
+        self._running: dict[int, RunningJob] = {}
+        self._waker = Waker()
+        self._stopping = False
+        self._started_at: float | None = None
+        self._next_heartbeat = self._next_recovery = self._next_cleanup = 0.0
+        for job_class in load_jobs_module(self.settings.jobs_module) if jobs is None else jobs:
+            self.register(job_class)
+
+    # -- registry --------------------------------------------------------------------------------------
+
+    def register(self, job_class: type[BaseJob[Any]]) -> None:
+        """Make a job class runnable and enqueueable here. Registering the same class twice is harmless."""
+        options = getattr(job_class, "__dict__", {}).get("options")
+        if options is None:
+            raise JobRegistrationError(f"cannot register {job_class!r}: it is not a BaseJob decorated with @job(...)")
+        existing = self._registry.setdefault(options.name, job_class)
+        if existing is not job_class:
+            raise JobRegistrationError(
+                f"cannot register {job_class.__qualname__} as {options.name!r}: {existing.__qualname__} has that name"
+            )
+
+    def get_available_job_types(self) -> list[str]:
+        return sorted(self._registry)
+
+    # -- enqueue ---------------------------------------------------------------------------------------
+
+    async def enqueue_many(self, requests: Sequence[JobRequest]) -> list[int]:
+        """Validate every request, then write them all in one transaction. Returns ids in order."""
+        rows = self._prepare(requests)
+        ids = await anyio.to_thread.run_sync(self.store.enqueue, rows, self.clock.now())
+        self._waker.wake()
+        return ids
+
+    def enqueue_many_sync(self, requests: Sequence[JobRequest]) -> list[int]:
+        """`enqueue_many` for sync code: blocks until committed."""
+        ids = self.store.enqueue(self._prepare(requests), self.clock.now())
+        self._waker.wake()
+        return ids
+
+    def _prepare(self, requests: Sequence[JobRequest]) -> list[NewJob]:
+        now = self.clock.now()
+        rows = []
+        for request in requests:
+            options = request.job_class._options()
+            if self._registry.get(options.name) is not request.job_class:
+                raise JobRegistrationError(
+                    f"job {options.name!r} is not registered with this queue: add {request.job_class.__qualname__} "
+                    f"to the JOBS list in {self.settings.jobs_module} (or call queue.register)"
+                )
+            rows.append(
+                NewJob(
+                    type=options.name,
+                    payload=validate_payload(request.job_class, request.payload).model_dump(mode="json"),
+                    queue=request.queue or options.queue,
+                    priority=options.priority if request.priority is None else request.priority,
+                    max_retries=options.max_retries,
+                    run_at=_run_at(request, now),
+                )
+            )
+        return rows
+
+    # -- the worker ------------------------------------------------------------------------------------
+
+    async def run(self, *, burst: bool = False, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Work until `stop()` is called (or, with `burst`, until nothing is due), then shut down gracefully."""
+        if self._started_at is not None:
+            raise JobQueueError("this JobQueue is already running; one worker loop per queue")
+        await anyio.to_thread.run_sync(self.store.ensure_schema)
+        self._waker.bind()
+        self._stopping, self._started_at = False, anyio.current_time()
+        self.log.info("worker_started", types=self.get_available_job_types(), concurrency=self.settings.concurrency,
+                      queues=list(self.settings.queues) or "all", poll_interval=self.settings.poll_interval)
+        try:
+            async with anyio.create_task_group() as services:
+                services.start_soon(self.database.dialect.listen_for_new_jobs, self._waker.wake)
+                task_status.started()
+                async with anyio.create_task_group() as jobs:
+                    while not self._stopping:
+                        claimed = await self._poll_iteration(jobs)
+                        if burst and not claimed and not self._running:
+                            break
+                        await self._waker.wait(self.settings.poll_interval)
+                    await self._drain()
+                services.cancel_scope.cancel()
+        finally:
+            self._waker.unbind()
+            self._started_at = None
+            self.log.info("worker_stopped")
+
+    async def serve(self, *, burst: bool = False) -> None:
+        """`run`, stopping gracefully on the first SIGTERM/SIGINT and at once on the second."""
+        async with anyio.create_task_group() as tg:
+
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        self.log.info("signal_received", signal=signal.Signals(signum).name)
+                        if self._stopping:
+                            self.stop_now()
+                        else:
+                            self.stop()
+
+            tg.start_soon(watch_signals)
+            await self.run(burst=burst)
+            tg.cancel_scope.cancel()
+
+    async def start(self, task_group: TaskGroup) -> None:
+        """Start the worker loop in `task_group`; returns once it is running. Pair with `stop()`."""
+        await task_group.start(self.run)
+
+    def stop(self) -> None:
+        """Stop claiming; running jobs get JOBQUEUE_SHUTDOWN_TIMEOUT to finish, then go back to pending."""
+        self._stopping = True
+        self._waker.wake()
+
+    def stop_now(self) -> None:
+        """Stop claiming and interrupt running jobs at once; they go back to pending, no attempt counted."""
+        self.stop()
+        for running in list(self._running.values()):
+            running.stop(StopReason.SHUTDOWN)
+
+    async def _poll_iteration(self, jobs: TaskGroup) -> int:
+        """One tick: keep leases, recover dead workers' jobs, clean up, then claim and start due jobs."""
+        await self._renew_leases()
+        await self._maintain()
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0 or self._stopping:
+            return 0
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        claimed = await anyio.to_thread.run_sync(
+            self.store.claim, self.worker_id, self.settings.queues, free, now, lease_until
+        )
+        for job in claimed:
+            assert job.id is not None
+            self._running[job.id] = running = RunningJob(job)
+            jobs.start_soon(self._execute, running)
+        return len(claimed)
+
+    async def _execute(self, running: RunningJob) -> None:
+        job = running.job
+        log = get_logger(job_id=job.id, job_type=job.type, attempt=job.attempts, worker_id=self.worker_id)
+        log.info("job_started", queue=job.queue)
+        started = anyio.current_time()
+        try:
+            outcome = await run_job(running, self._registry.get(job.type))
+            with anyio.CancelScope(shield=True):
+                await self._record(job, outcome, log.bind(duration=round(anyio.current_time() - started, 4)))
+        finally:
+            del self._running[job.id]  # type: ignore[arg-type]
+            self._waker.wake()  # a slot is free
+
+    async def _record(self, job: Job, outcome: Outcome, log: Any) -> None:
+        """Write the outcome of one attempt: completed, retry later, failed, cancelled or released."""
+        store, now, job_id = self.store, self.clock.now(), job.id
+
+        async def write(method: Any, *args: Any) -> None:
+            if not await anyio.to_thread.run_sync(method, job_id, self.worker_id, now, *args):
+                log.warning("job_outcome_not_recorded", reason="the job is no longer this worker's (lease lost)")
+
+        match outcome:
+            case Completed():
+                await write(store.complete)
+                log.info("job_completed")
+            case Failed(retryable=True) if job.attempts <= job.max_retries:
+                delay = self._registry[job.type].options.backoff.delay(job.attempts)
+                await write(store.retry, now + timedelta(seconds=delay), outcome.error, outcome.traceback)
+                log.warning("job_retry_scheduled", error=outcome.error, retry_in=round(delay, 3),
+                            retries_left=job.max_retries - job.attempts)
+            case Failed():
+                await write(store.fail, outcome.error, outcome.traceback)
+                log.error("job_failed", error=outcome.error, retryable=outcome.retryable)
+            case Interrupted(reason=StopReason.CANCELLED):
+                await write(store.mark_cancelled)
+                log.info("job_cancelled")
+            case Interrupted(reason=StopReason.SHUTDOWN):
+                await write(store.release)
+                log.info("job_released", reason="worker shutting down; the attempt is not counted")
+            case Interrupted(reason=StopReason.LEASE_LOST):
+                log.warning("job_abandoned", reason="lease expired; another worker owns the job now")
+
+    async def _renew_leases(self) -> None:
+        """Heartbeat: extend the leases of our running jobs; stop those cancelled elsewhere or lost."""
+        if not self._running or anyio.current_time() < self._next_heartbeat:
+            return
+        settings = self.settings
+        self._next_heartbeat = anyio.current_time() + min(settings.poll_interval, settings.lease_seconds / 3)
+        lease_until = self.clock.now() + timedelta(seconds=settings.lease_seconds)
+        beat = await anyio.to_thread.run_sync(self.store.heartbeat, self.worker_id, list(self._running), lease_until)
+        for reason, job_ids in ((StopReason.CANCELLED, beat.cancel_requested), (StopReason.LEASE_LOST, beat.lost)):
+            for job_id in job_ids:
+                if job_id in self._running:
+                    self._running[job_id].stop(reason)
+
+    async def _maintain(self) -> None:
+        """Requeue jobs of dead workers (every lease/2) and delete old finished jobs (every cleanup_interval)."""
+        clock_now = anyio.current_time()
+        if clock_now >= self._next_recovery:
+            self._next_recovery = clock_now + self.settings.lease_seconds / 2
+            recovered = await anyio.to_thread.run_sync(self.store.recover_expired, self.clock.now())
+            if recovered.total:
+                self.log.warning("expired_leases_recovered", requeued=recovered.requeued, failed=recovered.failed,
+                                 cancelled=recovered.cancelled)
+        if clock_now >= self._next_cleanup:
+            self._next_cleanup = clock_now + self.settings.cleanup_interval
+            deleted = await self.cleanup()
+            if deleted:
+                self.log.info("cleanup_done", deleted=deleted, retention=self.settings.retention)
+
+    async def _drain(self) -> None:
+        """Let running jobs finish for up to the shutdown timeout, then interrupt the rest."""
+        if self._running:
+            self.log.info("worker_draining", running=len(self._running), timeout=self.settings.shutdown_timeout)
+        with anyio.move_on_after(self.settings.shutdown_timeout):
+            while self._running:
+                await self._renew_leases()
+                await self._waker.wait(self.settings.poll_interval)
+        for running in list(self._running.values()):
+            running.stop(StopReason.SHUTDOWN)
+
+    # -- operations (async, each with a blocking *_sync twin) -------------------------------------------
+
+    async def cancel_job(self, job_id: int) -> JobStatus:
+        """Cancel a pending job, or stop a running one (here at once; in another process within a poll interval)."""
+        status = await anyio.to_thread.run_sync(self.cancel_job_sync, job_id)
+        if job_id in self._running:
+            self._running[job_id].stop(StopReason.CANCELLED)
+        return status
+
+    def cancel_job_sync(self, job_id: int) -> JobStatus:
+        status = self.store.request_cancel(job_id, self.clock.now())
+        self.log.info("job_cancel_requested", job_id=job_id, status=status.value)
+        return status
+
+    async def retry_job(self, job_id: int) -> None:
+        await anyio.to_thread.run_sync(self.retry_job_sync, job_id)
+        self._waker.wake()
+
+    def retry_job_sync(self, job_id: int) -> None:
+        """Put a failed or cancelled job back to pending with a fresh retry budget."""
+        self.store.retry_now(job_id, self.clock.now())
+
+    async def cleanup(self, older_than: timedelta | None = None) -> int:
+        return await anyio.to_thread.run_sync(self.cleanup_sync, older_than)
+
+    def cleanup_sync(self, older_than: timedelta | None = None) -> int:
+        """Delete completed, failed and cancelled jobs that finished longer ago than `older_than`
+        (default JOBQUEUE_RETENTION). Returns how many were deleted."""
+        retention = timedelta(seconds=self.settings.retention) if older_than is None else older_than
+        return self.store.cleanup(self.clock.now() - retention)
+
+    async def get_job(self, job_id: int) -> Job:
+        return await anyio.to_thread.run_sync(self.store.get, job_id)
+
+    async def get_status(self) -> QueueStatus:
+        return await anyio.to_thread.run_sync(self.get_status_sync)
+
+    def get_status_sync(self) -> QueueStatus:
+        counts = self.store.counts()
+        by_status: Counter[str] = Counter({status.value: 0 for status in JobStatus})
+        by_queue: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        for status, queue, n in counts:
+            by_status[status.value] += n
+            by_queue[queue][status.value] = n
+        return QueueStatus(
+            worker_id=self.worker_id,
+            uptime_seconds=None if self._started_at is None else anyio.current_time() - self._started_at,
+            registered_types=self.get_available_job_types(),
+            counts_by_status=dict(by_status),
+            counts_by_queue=dict(by_queue),
+            running=self.store.list_jobs([JobStatus.RUNNING], limit=1000),
+        )
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.database.dispose()
+
+
+def load_jobs_module(module_name: str) -> list[type[BaseJob[Any]]]:
+    """The explicit JOBS list of the module named by JOBQUEUE_JOBS_MODULE."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise SettingsError(f"JOBQUEUE_JOBS_MODULE: cannot import {module_name!r} ({exc})") from None
+        raise
+    jobs = getattr(module, "JOBS", None)
+    if not isinstance(jobs, list | tuple):
+        raise SettingsError(
+            f"JOBQUEUE_JOBS_MODULE: module {module_name!r} has no JOBS list; define JOBS = [YourJob, ...] in it"
+        )
+    return list(jobs)
+
+
+def _run_at(request: JobRequest, now: datetime) -> datetime:
+    if request.run_at is not None and request.delay is not None:
+        raise SchedulingError("give either a run time or a delay, not both")
+    if request.run_at is not None:
+        if request.run_at.tzinfo is None or request.run_at.utcoffset() is None:
+            raise SchedulingError(
+                f"run time {request.run_at.isoformat()} has no timezone; pass an aware datetime such as "
+                "datetime(2030, 1, 1, 2, 0, tzinfo=UTC)"
+            )
+        return request.run_at
+    if request.delay is not None:
+        delay = request.delay if isinstance(request.delay, timedelta) else timedelta(seconds=request.delay)
+        if delay < timedelta(0):
+            raise SchedulingError(f"delay must not be negative, got {delay.total_seconds():g}s")
+        return now + delay
+    return now
+
+
+_instance: JobQueue | None = None
+_instance_lock = threading.Lock()
+
+
+def get_job_queue() -> JobQueue:
+    """This process's queue, created on first use from JOBQUEUE_* settings and the jobs module."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = JobQueue()
+        return _instance
+
+
+def set_job_queue(queue: JobQueue) -> JobQueue:
+    """Install `queue` as this process's queue (tests, or an app that builds its own Settings)."""
+    global _instance
+    with _instance_lock:
+        _instance = queue
+    return queue
+
+
+def reset_job_queue() -> None:
+    """Forget this process's queue (closing its connections); the next get_job_queue() builds a new one."""
+    global _instance
+    with _instance_lock:
+        if _instance is not None:
+            _instance.close()
+        _instance = None

@@ -1,0 +1,87 @@
+"""Runs one claimed job and says what happened; the queue records it. Nothing here touches the database."""
+
+import traceback
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import anyio
+
+from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payload
+from main.db.entities import Job
+from main.errors import PayloadValidationError
+
+
+class StopReason(StrEnum):
+    CANCELLED = "cancelled"  # cancel_job() from this or another process
+    SHUTDOWN = "shutdown"  # the worker is stopping and the shutdown timeout ran out
+    LEASE_LOST = "lease_lost"  # the lease expired and another worker took the job over
+
+
+@dataclass
+class RunningJob:
+    """A claimed job and the cancel scope that can stop it."""
+
+    job: Job
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    stop_reason: StopReason | None = None
+
+    def stop(self, reason: StopReason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.scope.cancel()
+
+
+@dataclass(frozen=True)
+class Completed:
+    pass
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+    traceback: str = ""
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    reason: StopReason
+
+
+Outcome = Completed | Failed | Interrupted
+
+
+async def run_job(running: RunningJob, job_class: type[BaseJob[Any]] | None) -> Outcome:
+    """Validate the stored payload, run one attempt, turn whatever happened into an Outcome."""
+    job = running.job
+    if job_class is None:
+        return Failed(
+            f"unknown job type {job.type!r}: no job class of that name is registered in this worker "
+            "(add it to the JOBS list of JOBQUEUE_JOBS_MODULE)",
+            retryable=False,
+        )
+    try:
+        payload = validate_payload(job_class, job.payload)
+    except PayloadValidationError as exc:
+        return Failed(f"stored payload is no longer valid: {exc}", retryable=False)
+    context = JobContext(
+        job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue
+    )
+    outcome: Outcome | None = None
+    with running.scope:
+        try:
+            await job_class(context).invoke(payload)
+            outcome = Completed()
+        except NonRetryableError as exc:
+            outcome = Failed(_describe(exc), traceback.format_exc(), retryable=False)
+        except Exception as exc:
+            outcome = Failed(_describe(exc), traceback.format_exc())
+    if running.stop_reason is not None and not isinstance(outcome, Completed):
+        return Interrupted(running.stop_reason)
+    assert outcome is not None
+    return outcome
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
