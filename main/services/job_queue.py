@@ -85,6 +85,13 @@ class JobQueue:
     def get_available_job_types(self) -> list[str]:
         return sorted(self._registry)
 
+    def job_class(self, name: str) -> type[BaseJob[Any]]:
+        """The registered class for a job name; an unknown name is an error listing the known ones."""
+        if name not in self._registry:
+            known = ", ".join(self.get_available_job_types()) or "none"
+            raise JobRegistrationError(f"no job named {name!r} is registered (registered: {known})")
+        return self._registry[name]
+
     # -- enqueue ---------------------------------------------------------------------------------------
 
     async def enqueue_many(self, requests: Sequence[JobRequest]) -> list[int]:

@@ -1,0 +1,92 @@
+"""How the CLI shows things: rich tables for people, JSON for scripts, one line for errors."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from main.db.entities import Job
+from main.services.job_queue import QueueStatus
+
+console = Console()
+error_console = Console(stderr=True)
+
+_LIST_FIELDS = ("id", "type", "status", "queue", "priority", "attempts", "max_retries", "run_at", "last_error")
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def job_as_dict(job: Job) -> dict[str, Any]:
+    return job.model_dump(mode="json")
+
+
+def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
+    if as_json:
+        print_json([{name: job_as_dict(job)[name] for name in _LIST_FIELDS} for job in jobs])
+        return
+    table = Table(title=f"{len(jobs)} job(s), newest first")
+    for name in ("id", "type", "status", "queue", "prio", "tries", "run_at (UTC)"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("last error", overflow="ellipsis", no_wrap=True, max_width=60)
+    for job in jobs:
+        table.add_row(
+            str(job.id), job.type, job.status.value, job.queue, str(job.priority),
+            f"{job.attempts}/{job.max_retries + 1}", job.run_at.strftime("%Y-%m-%d %H:%M:%S"), job.last_error or "",
+        )
+    console.print(table)
+
+
+def print_job(job: Job, as_json: bool) -> None:
+    data = job_as_dict(job)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"job {job.id}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in data.items():
+        shown = json.dumps(value, indent=2) if isinstance(value, dict | list) else value
+        table.add_row(name, "" if shown is None else str(shown))
+    console.print(table)
+
+
+def status_as_dict(status: QueueStatus) -> dict[str, Any]:
+    return {
+        "worker_id": status.worker_id,
+        "uptime_seconds": status.uptime_seconds,
+        "registered_types": status.registered_types,
+        "counts_by_status": status.counts_by_status,
+        "counts_by_queue": status.counts_by_queue,
+        "running": [
+            {"id": job.id, "type": job.type, "attempt": job.attempts, "worker_id": job.worker_id,
+             "started_at": job.started_at.isoformat() if job.started_at else None}
+            for job in status.running
+        ],
+    }
+
+
+def print_status(status: QueueStatus, as_json: bool) -> None:
+    if as_json:
+        print_json(status_as_dict(status))
+        return
+    statuses = list(status.counts_by_status)
+    table = Table(title="jobs by queue and status")
+    table.add_column("queue", style="bold")
+    for name in statuses:
+        table.add_column(name, justify="right")
+    for queue, counts in sorted(status.counts_by_queue.items()):
+        table.add_row(queue, *(str(counts.get(name, 0)) for name in statuses))
+    table.add_row("all", *(str(status.counts_by_status[name]) for name in statuses), style="bold")
+    console.print(table)
+    if status.running:
+        running = Table(title="running jobs")
+        for column in ("id", "type", "attempt", "worker", "started_at"):
+            running.add_column(column)
+        for job in status.running:
+            running.add_row(str(job.id), job.type, str(job.attempts), job.worker_id or "", str(job.started_at))
+        console.print(running)
+    console.print(f"registered job types: {', '.join(status.registered_types) or '(none)'}")
