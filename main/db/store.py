@@ -119,7 +119,7 @@ class JobStore:
             .returning(col(Job.id), col(Job.cancel_requested))
         )
         with self._transaction() as session:
-            renewed = dict(session.execute(renew, execution_options=_NO_SYNC).tuples().all())
+            renewed: dict[int, bool] = dict(session.execute(renew, execution_options=_NO_SYNC).all())  # type: ignore[arg-type]
         return Heartbeat(
             cancel_requested=frozenset(job_id for job_id, wanted in renewed.items() if wanted),
             lost=frozenset(job_ids).difference(renewed),

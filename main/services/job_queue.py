@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -65,7 +66,6 @@ class JobQueue:
         self._waker = Waker()
         self._stopping = False
         self._started_at: float | None = None
-        self._next_heartbeat = self._next_recovery = self._next_cleanup = 0.0
         for job_class in load_jobs_module(self.settings.jobs_module) if jobs is None else jobs:
             self.register(job_class)
 
@@ -137,7 +137,8 @@ class JobQueue:
             raise JobQueueError("this JobQueue is already running; one worker loop per queue")
         await anyio.to_thread.run_sync(self.store.ensure_schema)
         self._waker.bind()
-        self._stopping, self._started_at = False, anyio.current_time()
+        self._stopping, self._started_at = False, time.monotonic()
+        self._next_heartbeat = self._next_recovery = self._next_cleanup = 0.0  # all due on the first tick
         self.log.info("worker_started", types=self.get_available_job_types(), concurrency=self.settings.concurrency,
                       queues=list(self.settings.queues) or "all", poll_interval=self.settings.poll_interval)
         try:
@@ -211,11 +212,11 @@ class JobQueue:
         job = running.job
         log = get_logger(job_id=job.id, job_type=job.type, attempt=job.attempts, worker_id=self.worker_id)
         log.info("job_started", queue=job.queue)
-        started = anyio.current_time()
+        started = time.monotonic()
         try:
             outcome = await run_job(running, self._registry.get(job.type))
             with anyio.CancelScope(shield=True):
-                await self._record(job, outcome, log.bind(duration=round(anyio.current_time() - started, 4)))
+                await self._record(job, outcome, log.bind(duration=round(time.monotonic() - started, 4)))
         finally:
             del self._running[job.id]  # type: ignore[arg-type]
             self._waker.wake()  # a slot is free
@@ -251,10 +252,10 @@ class JobQueue:
 
     async def _renew_leases(self) -> None:
         """Heartbeat: extend the leases of our running jobs; stop those cancelled elsewhere or lost."""
-        if not self._running or anyio.current_time() < self._next_heartbeat:
+        if not self._running or time.monotonic() < self._next_heartbeat:
             return
         settings = self.settings
-        self._next_heartbeat = anyio.current_time() + min(settings.poll_interval, settings.lease_seconds / 3)
+        self._next_heartbeat = time.monotonic() + min(settings.poll_interval, settings.lease_seconds / 3)
         lease_until = self.clock.now() + timedelta(seconds=settings.lease_seconds)
         beat = await anyio.to_thread.run_sync(self.store.heartbeat, self.worker_id, list(self._running), lease_until)
         for reason, job_ids in ((StopReason.CANCELLED, beat.cancel_requested), (StopReason.LEASE_LOST, beat.lost)):
@@ -264,15 +265,15 @@ class JobQueue:
 
     async def _maintain(self) -> None:
         """Requeue jobs of dead workers (every lease/2) and delete old finished jobs (every cleanup_interval)."""
-        clock_now = anyio.current_time()
-        if clock_now >= self._next_recovery:
-            self._next_recovery = clock_now + self.settings.lease_seconds / 2
+        moment = time.monotonic()
+        if moment >= self._next_recovery:
+            self._next_recovery = moment + self.settings.lease_seconds / 2
             recovered = await anyio.to_thread.run_sync(self.store.recover_expired, self.clock.now())
             if recovered.total:
                 self.log.warning("expired_leases_recovered", requeued=recovered.requeued, failed=recovered.failed,
                                  cancelled=recovered.cancelled)
-        if clock_now >= self._next_cleanup:
-            self._next_cleanup = clock_now + self.settings.cleanup_interval
+        if moment >= self._next_cleanup:
+            self._next_cleanup = moment + self.settings.cleanup_interval
             deleted = await self.cleanup()
             if deleted:
                 self.log.info("cleanup_done", deleted=deleted, retention=self.settings.retention)
@@ -334,7 +335,7 @@ class JobQueue:
             by_queue[queue][status.value] = n
         return QueueStatus(
             worker_id=self.worker_id,
-            uptime_seconds=None if self._started_at is None else anyio.current_time() - self._started_at,
+            uptime_seconds=None if self._started_at is None else time.monotonic() - self._started_at,
             registered_types=self.get_available_job_types(),
             counts_by_status=dict(by_status),
             counts_by_queue=dict(by_queue),

@@ -1,0 +1,181 @@
+"""Fixtures: a fresh SQLite file or PostgreSQL database per test, queues with short intervals, worker processes.
+
+PostgreSQL tests use the local server (JOBQUEUE_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1/test),
+each in a database of its own that the fixture creates and drops. Without a reachable server they are
+skipped with the reason, except under CI=true, where that is a failure.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from main.clock import FrozenClock
+from main.services.job_queue import JobQueue, reset_job_queue, set_job_queue
+from main.settings import Settings
+from __tests__.support.jobs import JOBS
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_CANDIDATES = [
+    os.environ.get("JOBQUEUE_TEST_POSTGRES_URL", ""),
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+]
+FAST = {"poll_interval": 0.02, "lease_seconds": 2.0, "shutdown_timeout": 0.5, "cleanup_interval": 3600.0}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No JOBQUEUE_* variable of the developer's shell leaks into a test; no queue outlives one."""
+    for name in list(os.environ):
+        if name.startswith("JOBQUEUE_") and name != "JOBQUEUE_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    yield
+    reset_job_queue()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    problems = []
+    for url in filter(None, PG_CANDIDATES):
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url
+        except psycopg.Error as exc:
+            problems.append(f"{url}: {str(exc).strip()}")
+    reason = "no PostgreSQL server reachable (" + "; ".join(problems) + ")"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database of this test's own, dropped afterwards."""
+    name = f"jobqueue_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, _ = postgres_admin_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'jobs.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+QueueFactory = Callable[..., JobQueue]
+
+
+@pytest.fixture
+def make_queue(database_url: str) -> Iterator[QueueFactory]:
+    """Build a JobQueue on the test's database with short intervals; the first one built is the singleton."""
+    built: list[JobQueue] = []
+
+    def factory(clock: Any = None, jobs: Any = JOBS, **settings: Any) -> JobQueue:
+        queue = JobQueue(Settings.load(database_url=database_url, **{**FAST, **settings}), clock=clock, jobs=jobs)
+        if not built:
+            set_job_queue(queue)
+        built.append(queue)
+        return queue
+
+    yield factory
+    for queue in built:
+        queue.close()
+
+
+@pytest.fixture
+def queue(make_queue: QueueFactory) -> JobQueue:
+    return make_queue()
+
+
+class WorkerProcess:
+    """`python -m main.cli worker` in a real child process, with its stderr (the logs) kept in a file."""
+
+    def __init__(self, database_url: str, log_path: Path, *args: str, **env: str) -> None:
+        self.log_path = log_path
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "JOBQUEUE_DATABASE_URL": database_url,
+            "JOBQUEUE_JOBS_MODULE": "__tests__.support.jobs",
+            "JOBQUEUE_POLL_INTERVAL": "0.02",
+            "JOBQUEUE_LOG_FORMAT": "json",
+            **env,
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "main.cli", "worker", *args], cwd=ROOT, env=environment,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.wait()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(database_url: str, *args: str, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(database_url, tmp_path / f"worker{len(workers)}.log", *args, **env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.02) -> Any:
+    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {condition}")

@@ -1,0 +1,99 @@
+"""Jobs used by the tests; JOBQUEUE_JOBS_MODULE=__tests__.support.jobs registers them in worker processes."""
+
+import time
+from pathlib import Path
+
+import anyio
+from pydantic import BaseModel
+
+from main.base.jobs import BaseJob, NonRetryableError, job
+
+
+class Nothing(BaseModel):
+    n: int = 0
+
+
+class Record(BaseModel):
+    """Append a line to `path` each time the job runs, so tests can count executions."""
+
+    path: str
+    seconds: float = 0.0
+
+
+class Sleep(BaseModel):
+    seconds: float
+    path: str | None = None  # if set, a line is appended when the job starts
+
+
+class Fail(BaseModel):
+    message: str = "boom"
+
+
+@job(name="NoopJob")
+class NoopJob(BaseJob[Nothing]):
+    async def perform(self, payload: Nothing) -> int:
+        return payload.n
+
+
+def _append(path: str, line: str) -> None:
+    with Path(path).open("a") as out:  # one short write with O_APPEND: lines from processes never interleave
+        out.write(line + "\n")
+
+
+@job(name="RecordJob", max_retries=0)
+class RecordJob(BaseJob[Record]):
+    async def perform(self, payload: Record) -> None:
+        _append(payload.path, f"{self.context.job_id} {self.context.attempt}")
+        if payload.seconds:
+            await anyio.sleep(payload.seconds)
+
+
+@job(name="SleepJob", max_retries=1, backoff="fixed", base_delay=0.01)
+class SleepJob(BaseJob[Sleep]):
+    async def perform(self, payload: Sleep) -> str:
+        if payload.path:
+            _append(payload.path, f"started {self.context.job_id} {self.context.attempt}")
+        await anyio.sleep(payload.seconds)
+        if payload.path:
+            _append(payload.path, f"finished {self.context.job_id} {self.context.attempt}")
+        return "slept"
+
+
+@job(name="TimeoutJob", max_retries=1, backoff="fixed", base_delay=0.01, timeout=0.2)
+class TimeoutJob(BaseJob[Sleep]):
+    async def perform(self, payload: Sleep) -> None:
+        await anyio.sleep(payload.seconds)
+
+
+@job(name="FailingJob", max_retries=2, backoff="exponential", base_delay=10, max_delay=1000)
+class FailingJob(BaseJob[Fail]):
+    async def perform(self, payload: Fail) -> None:
+        raise RuntimeError(payload.message)
+
+
+@job(name="LinearFailingJob", max_retries=3, backoff="linear", base_delay=5)
+class LinearFailingJob(BaseJob[Fail]):
+    async def perform(self, payload: Fail) -> None:
+        raise RuntimeError(payload.message)
+
+
+@job(name="RejectingJob", max_retries=5)
+class RejectingJob(BaseJob[Fail]):
+    async def perform(self, payload: Fail) -> None:
+        raise NonRetryableError(payload.message)
+
+
+@job(name="SyncJob", timeout=5)
+class SyncJob(BaseJob[Nothing]):
+    def perform(self, payload: Nothing) -> int:  # a plain def: runs in a worker thread
+        time.sleep(0.01)
+        return payload.n * 2
+
+
+@job(name="PriorityJob", queue="reports")
+class PriorityJob(BaseJob[Record]):
+    async def perform(self, payload: Record) -> None:
+        _append(payload.path, str(self.context.job_id))
+
+
+JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, PriorityJob]
