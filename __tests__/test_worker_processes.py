@@ -1,0 +1,102 @@
+"""Real worker processes: exactly-once across two processes, SIGTERM mid-job, kill -9 and lease recovery."""
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from main.db.entities import JobStatus
+from main.services.job_queue import JobQueue
+from __tests__.conftest import QueueFactory, wait_for
+from __tests__.support.jobs import RecordJob, SleepJob
+
+pytestmark = pytest.mark.slow
+
+
+def executions(path: Path) -> list[str]:
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+@pytest.mark.parametrize("jobs", [2000])
+def test_two_workers_run_each_job_exactly_once(
+    queue: JobQueue, start_worker, database_url: str, tmp_path: Path, jobs: int
+) -> None:
+    record = tmp_path / "executions"
+    ids = RecordJob.perform_bulk_sync([{"path": str(record)}] * jobs)
+    workers = [start_worker(database_url, "--burst", "--concurrency", "8") for _ in range(2)]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    ran = [int(line.split()[0]) for line in executions(record)]
+    assert sorted(ran) == ids  # every job once: none lost, none twice
+    status = queue.get_status_sync().counts_by_status
+    assert status["completed"] == jobs
+    per_worker = [worker.logs().count('"job_completed"') for worker in workers]
+    assert sum(per_worker) == jobs
+
+
+def test_sigterm_mid_job_leaves_nothing_running(queue: JobQueue, start_worker, database_url: str, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    job_id = SleepJob.perform_later_sync({"seconds": 60, "path": str(trace)})
+    worker = start_worker(database_url, JOBQUEUE_SHUTDOWN_TIMEOUT="0.3")
+    wait_for(lambda: executions(trace))
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    job = queue.store.get(job_id)
+    assert (job.status, job.attempts, job.lease_expires_at) == (JobStatus.PENDING, 0, None)
+    assert '"job_released"' in worker.logs()
+
+
+def test_sigterm_lets_a_short_job_finish(queue: JobQueue, start_worker, database_url: str, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    job_id = SleepJob.perform_later_sync({"seconds": 0.5, "path": str(trace)})
+    worker = start_worker(database_url, JOBQUEUE_SHUTDOWN_TIMEOUT="10")
+    wait_for(lambda: executions(trace))
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    assert queue.store.get(job_id).status == JobStatus.COMPLETED
+    assert executions(trace)[-1].startswith("finished")
+
+
+def test_killed_workers_job_is_finished_by_another_after_the_lease(
+    queue: JobQueue, start_worker, database_url: str, tmp_path: Path
+) -> None:
+    trace = tmp_path / "trace"
+    job_id = SleepJob.perform_later_sync({"seconds": 1, "path": str(trace)})
+    doomed = start_worker(database_url, JOBQUEUE_LEASE_SECONDS="1")
+    wait_for(lambda: executions(trace))
+    doomed.signal(signal.SIGKILL)
+    doomed.wait()
+    assert queue.store.get(job_id).status == JobStatus.RUNNING  # nobody told the database
+    rescuer = start_worker(database_url, JOBQUEUE_LEASE_SECONDS="1")
+    job = wait_for(lambda: (j := queue.store.get(job_id)).status == JobStatus.COMPLETED and j, timeout=30)
+    rescuer.signal(signal.SIGTERM)
+    assert rescuer.wait() == 0
+    assert job.attempts == 2 and "stopped renewing its lease" in (job.last_error or "")
+    assert [line.split()[0] for line in executions(trace)] == ["started", "started", "finished"]
+
+
+def test_cancel_from_the_cli_stops_a_job_in_a_worker_process(
+    queue: JobQueue, start_worker, database_url: str, tmp_path: Path
+) -> None:
+    from __tests__.test_cli import run_cli
+
+    trace = tmp_path / "trace"
+    job_id = SleepJob.perform_later_sync({"seconds": 60, "path": str(trace)})
+    worker = start_worker(database_url, JOBQUEUE_POLL_INTERVAL="0.1")
+    wait_for(lambda: executions(trace))
+    result = run_cli(database_url, "jobs", "cancel", str(job_id))
+    assert result.returncode == 0 and "will cancel it" in result.stdout
+    wait_for(lambda: queue.store.get(job_id).status == JobStatus.CANCELLED, timeout=5)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_json_logs_carry_job_id_type_and_attempt(queue: JobQueue, start_worker, database_url: str) -> None:
+    import json
+
+    job_id = SleepJob.perform_later_sync({"seconds": 0})
+    worker = start_worker(database_url, "--burst")
+    assert worker.wait() == 0
+    events = [json.loads(line) for line in worker.logs().splitlines() if line.startswith("{")]
+    about_job = [event for event in events if event.get("job_id") == job_id]
+    assert {event["event"] for event in about_job} >= {"job_started", "job_completed"}
+    assert all(event["job_type"] == "SleepJob" and event["attempt"] == 1 for event in about_job)
