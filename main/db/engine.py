@@ -20,7 +20,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any exception."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with (
+            self.dialect.one_writer_at_a_time(),
+            Session(self.engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     def dispose(self) -> None:

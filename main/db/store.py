@@ -19,7 +19,9 @@ from main.db.entities import TERMINAL_STATUSES, Job, JobStatus
 from main.db.schema import ensure_schema
 from main.errors import InvalidJobStateError, JobNotFoundError
 
-_NO_SYNC = {"synchronize_session": False}
+# Hot-path statements (claim, heartbeat, outcomes) use the Core table: the ORM's bulk-update machinery
+# would cost several times the SQL itself here. Reads for people (get, list) use the ORM entity.
+jobs_table = Job.__table__
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class JobStore:
             {**job.__dict__, "status": JobStatus.PENDING, "created_at": now, "updated_at": now} for job in jobs
         ]
         with self._transaction() as session:
-            ids = list(session.scalars(insert(Job).returning(col(Job.id), sort_by_parameter_order=True), rows))
+            ids = list(session.scalars(insert(jobs_table).returning(jobs_table.c.id, sort_by_parameter_order=True), rows))
             self.database.dialect.announce_new_jobs(session.connection())
         return ids
 
@@ -85,41 +87,41 @@ class JobStore:
         self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
     ) -> list[Job]:
         """Atomically move up to `limit` due pending jobs to running for this worker, best first."""
-        due = select(Job.id).where(Job.status == JobStatus.PENDING, Job.run_at <= now)
+        due = select(jobs_table.c.id).where(jobs_table.c.status == JobStatus.PENDING, jobs_table.c.run_at <= now)
         if queues:
-            due = due.where(col(Job.queue).in_(queues))
+            due = due.where(jobs_table.c.queue.in_(queues))
         due = (
-            due.order_by(col(Job.priority).desc(), col(Job.run_at), col(Job.id))
+            due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock instead
         )
         claim = (
-            update(Job)
-            .where(col(Job.id).in_(due.scalar_subquery()))
+            update(jobs_table)
+            .where(jobs_table.c.id.in_(due.scalar_subquery()))
             .values(
                 status=JobStatus.RUNNING,
-                attempts=Job.attempts + 1,
+                attempts=jobs_table.c.attempts + 1,
                 worker_id=worker_id,
                 lease_expires_at=lease_until,
                 started_at=now,
                 updated_at=now,
             )
-            .returning(Job)
+            .returning(*jobs_table.c)
         )
         with self._transaction() as session:
-            claimed = list(session.scalars(claim, execution_options=_NO_SYNC))
+            claimed = [Job.model_construct(**row._mapping) for row in session.execute(claim)]
         return sorted(claimed, key=lambda job: (-job.priority, job.run_at, job.id or 0))
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[int], lease_until: datetime) -> Heartbeat:
         """Renew the lease of this worker's running jobs; report cancel requests and lost jobs."""
         renew = (
-            update(Job)
-            .where(col(Job.id).in_(job_ids), *self._owned_by(worker_id))
+            update(jobs_table)
+            .where(jobs_table.c.id.in_(job_ids), *self._owned_by(worker_id))
             .values(lease_expires_at=lease_until)
-            .returning(col(Job.id), col(Job.cancel_requested))
+            .returning(jobs_table.c.id, jobs_table.c.cancel_requested)
         )
         with self._transaction() as session:
-            renewed: dict[int, bool] = dict(session.execute(renew, execution_options=_NO_SYNC).all())  # type: ignore[arg-type]
+            renewed: dict[int, bool] = dict(session.execute(renew).all())  # type: ignore[arg-type]
         return Heartbeat(
             cancel_requested=frozenset(job_id for job_id, wanted in renewed.items() if wanted),
             lost=frozenset(job_ids).difference(renewed),
@@ -145,21 +147,21 @@ class JobStore:
 
     def release(self, job_id: int, worker_id: str, now: datetime) -> bool:
         """Give a job back untouched (worker shutting down): pending again, the attempt not counted."""
-        return self._finish(job_id, worker_id, now, status=JobStatus.PENDING, attempts=Job.attempts - 1)
+        return self._finish(job_id, worker_id, now, status=JobStatus.PENDING, attempts=jobs_table.c.attempts - 1)
 
     def recover_expired(self, now: datetime) -> Recovered:
         """Jobs whose worker died: cancelled if asked, failed if out of retries, else pending again."""
-        expired = (Job.status == JobStatus.RUNNING, col(Job.lease_expires_at) < now)
-        lost = "worker " + col(Job.worker_id) + " stopped renewing its lease (crashed or killed)"
+        expired = (jobs_table.c.status == JobStatus.RUNNING, jobs_table.c.lease_expires_at < now)
+        lost = "worker " + jobs_table.c.worker_id + " stopped renewing its lease (crashed or killed)"
         with self._transaction() as session:
 
             def move(*where: ColumnElement[bool], **values: Any) -> int:
-                stmt = update(Job).where(*expired, *where).values(lease_expires_at=None, updated_at=now, **values)
-                return session.execute(stmt, execution_options=_NO_SYNC).rowcount
+                stmt = update(jobs_table).where(*expired, *where).values(lease_expires_at=None, updated_at=now, **values)
+                return session.execute(stmt).rowcount  # type: ignore[attr-defined]
 
-            cancelled = move(col(Job.cancel_requested), status=JobStatus.CANCELLED, finished_at=now)
+            cancelled = move(jobs_table.c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
             failed = move(
-                Job.attempts > Job.max_retries,
+                jobs_table.c.attempts > jobs_table.c.max_retries,
                 status=JobStatus.FAILED,
                 finished_at=now,
                 last_error=lost + "; no retries left",
@@ -200,9 +202,9 @@ class JobStore:
 
     def cleanup(self, finished_before: datetime) -> int:
         """Delete finished (completed, failed, cancelled) jobs older than the cut-off. Returns how many."""
-        stmt = delete(Job).where(col(Job.status).in_(TERMINAL_STATUSES), col(Job.finished_at) < finished_before)
+        stmt = delete(jobs_table).where(jobs_table.c.status.in_(TERMINAL_STATUSES), jobs_table.c.finished_at < finished_before)
         with self._transaction() as session:
-            return session.execute(stmt, execution_options=_NO_SYNC).rowcount
+            return session.execute(stmt).rowcount  # type: ignore[attr-defined]
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -238,17 +240,17 @@ class JobStore:
 
     @staticmethod
     def _owned_by(worker_id: str) -> tuple[ColumnElement[bool], ...]:
-        return (Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+        return (jobs_table.c.worker_id == worker_id, jobs_table.c.status == JobStatus.RUNNING)
 
     def _finish(self, job_id: int, worker_id: str, now: datetime, **values: Any) -> bool:
         """Record a running job's outcome; False if the job is no longer this worker's."""
         stmt = (
-            update(Job)
-            .where(Job.id == job_id, *self._owned_by(worker_id))
+            update(jobs_table)
+            .where(jobs_table.c.id == job_id, *self._owned_by(worker_id))
             .values(lease_expires_at=None, cancel_requested=False, updated_at=now, **values)
         )
         with self._transaction() as session:
-            changed = session.execute(stmt, execution_options=_NO_SYNC).rowcount == 1
+            changed = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
             if changed and values.get("status") == JobStatus.PENDING:
                 self.database.dialect.announce_new_jobs(session.connection())
             return changed

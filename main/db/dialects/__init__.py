@@ -7,6 +7,7 @@ to tell other processes that work has arrived.
 """
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, make_url
@@ -20,6 +21,10 @@ class Dialect(Protocol):
 
     def create_engine(self) -> Engine:
         """An engine configured for a job queue on this database."""
+        ...
+
+    def one_writer_at_a_time(self) -> AbstractContextManager[object]:
+        """Held around every transaction of this process: a lock where the engine has one writer at a time."""
         ...
 
     def lock_schema(self, connection: Connection) -> None:

@@ -2,6 +2,7 @@
 claims skip rows locked by others and LISTEN/NOTIFY wakes idle workers when jobs arrive."""
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import anyio
 import psycopg
@@ -23,6 +24,10 @@ class PostgresDialect:
 
     def create_engine(self) -> Engine:
         return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    def one_writer_at_a_time(self) -> nullcontext[None]:
+        """PostgreSQL takes row locks: transactions of one process need not queue."""
+        return nullcontext()
 
     def lock_schema(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
