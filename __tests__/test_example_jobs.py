@@ -1,0 +1,80 @@
+"""The example jobs in main/jobs/ and the one-shot demo that the README's first command runs."""
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from main.clock import FrozenClock
+from main.db.entities import JobStatus
+from main.jobs import JOBS, DailyCleanupJob, EmailJob
+from main.jobs.daily_cleanup_job import next_2am_utc
+from main.services.job_queue import load_jobs_module
+from __tests__.conftest import ROOT, QueueFactory
+
+pytestmark = pytest.mark.anyio
+
+
+def test_the_explicit_list_is_what_the_worker_loads() -> None:
+    assert load_jobs_module("main.jobs") == JOBS == [EmailJob, DailyCleanupJob]
+
+
+async def test_email_to_a_flaky_gateway_retries_then_succeeds(make_queue: QueueFactory, clock: FrozenClock) -> None:
+    queue = make_queue(clock=clock, jobs=JOBS)
+    job_id = await EmailJob.perform_later({"to": "ops@flaky.example", "subject": "hello"})
+    for attempt, backoff in ((1, 1), (2, 2)):
+        await queue.run(burst=True)
+        job = queue.store.get(job_id)
+        assert (job.status, job.attempts, job.run_at) == (JobStatus.PENDING, attempt, clock.now() + timedelta(seconds=backoff))
+        clock.advance(backoff)
+    await queue.run(burst=True)
+    job = queue.store.get(job_id)
+    assert (job.status, job.attempts) == (JobStatus.COMPLETED, 3)
+
+
+async def test_email_to_a_dead_gateway_fails_after_its_retries(make_queue: QueueFactory, clock: FrozenClock) -> None:
+    queue = make_queue(clock=clock, jobs=JOBS)
+    job_id = await EmailJob.perform_later({"to": "ops@down.example", "subject": "hello"})
+    for backoff in (1, 2, 4, 0):
+        await queue.run(burst=True)
+        clock.advance(backoff)
+    job = queue.store.get(job_id)
+    assert (job.status, job.attempts) == (JobStatus.FAILED, 4)
+    assert "MailerUnavailableError: gateway for down.example did not answer (attempt 4)" == job.last_error
+
+
+async def test_daily_cleanup_deletes_old_jobs_and_reschedules(make_queue: QueueFactory, clock: FrozenClock) -> None:
+    queue = make_queue(clock=clock, jobs=JOBS)
+    old = await EmailJob.perform_later({"to": "a@example.com", "subject": "old"})
+    await queue.run(burst=True)
+    clock.advance(31 * 86400)
+    cleanup = await DailyCleanupJob.perform_later({"retention_days": 30})
+    await queue.run(burst=True)
+    remaining = {job.id: job for job in queue.store.list_jobs()}
+    assert old not in remaining and remaining[cleanup].status == JobStatus.COMPLETED
+    [next_run] = [job for job in remaining.values() if job.status == JobStatus.PENDING]
+    assert (next_run.type, next_run.run_at, next_run.queue) == (
+        "DailyCleanupJob", next_2am_utc(clock.now()), "maintenance"
+    )
+
+
+def test_next_2am_is_tomorrow_in_utc() -> None:
+    assert next_2am_utc(datetime(2030, 5, 1, 1, 0, tzinfo=UTC)) == datetime(2030, 5, 2, 2, 0, tzinfo=UTC)
+    assert next_2am_utc(datetime(2030, 12, 31, 23, 0, tzinfo=UTC)) == datetime(2031, 1, 1, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
+    result = subprocess.run(
+        [sys.executable, "-m", "main.cli", "demo", "--database", str(tmp_path / "demo.db")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rejected before writing anything" in result.stdout
+    assert "worker stopped by SIGTERM, exit code 0" in result.stdout
+    assert "failed after 4 attempts" in result.stdout
+    assert "jobs by queue and status" in result.stdout
