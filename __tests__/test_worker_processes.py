@@ -17,6 +17,14 @@ def executions(path: Path) -> list[str]:
     return path.read_text().split("\n")[:-1] if path.exists() else []
 
 
+def sleeper_in_a_worker(start_worker, database_url: str, trace: Path, seconds: float, **env: str):  # type: ignore[no-untyped-def]
+    """Enqueue a SleepJob, start a worker process, return once the job has started in it."""
+    job_id = SleepJob.perform_later_sync({"seconds": seconds, "path": str(trace)})
+    worker = start_worker(database_url, **env)
+    wait_for(lambda: executions(trace))
+    return job_id, worker
+
+
 @pytest.mark.parametrize("jobs", [2000])
 def test_two_workers_run_each_job_exactly_once(
     queue: JobQueue, start_worker, database_url: str, tmp_path: Path, jobs: int
@@ -33,36 +41,34 @@ def test_two_workers_run_each_job_exactly_once(
     assert sum(per_worker) == jobs
 
 
-def test_sigterm_mid_job_leaves_nothing_running(queue: JobQueue, start_worker, database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("seconds", "shutdown_timeout", "expected", "last_line"),
+    [
+        (60, "0.3", (JobStatus.PENDING, 0), "started"),  # interrupted: back to pending, attempt not counted
+        (0.5, "10", (JobStatus.COMPLETED, 1), "finished"),  # finishes within the shutdown timeout
+    ],
+    ids=["interrupted", "drained"],
+)
+def test_sigterm_mid_job_leaves_nothing_running(
+    queue: JobQueue, start_worker, database_url: str, tmp_path: Path, seconds: float, shutdown_timeout: str,
+    expected: tuple[JobStatus, int], last_line: str,
+) -> None:
     trace = tmp_path / "trace"
-    job_id = SleepJob.perform_later_sync({"seconds": 60, "path": str(trace)})
-    worker = start_worker(database_url, JOBQUEUE_SHUTDOWN_TIMEOUT="0.3")
-    wait_for(lambda: executions(trace))
+    job_id, worker = sleeper_in_a_worker(
+        start_worker, database_url, trace, seconds, JOBQUEUE_SHUTDOWN_TIMEOUT=shutdown_timeout
+    )
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     job = queue.store.get(job_id)
-    assert (job.status, job.attempts, job.lease_expires_at) == (JobStatus.PENDING, 0, None)
-    assert '"job_released"' in worker.logs()
-
-
-def test_sigterm_lets_a_short_job_finish(queue: JobQueue, start_worker, database_url: str, tmp_path: Path) -> None:
-    trace = tmp_path / "trace"
-    job_id = SleepJob.perform_later_sync({"seconds": 0.5, "path": str(trace)})
-    worker = start_worker(database_url, JOBQUEUE_SHUTDOWN_TIMEOUT="10")
-    wait_for(lambda: executions(trace))
-    worker.signal(signal.SIGTERM)
-    assert worker.wait(timeout=20) == 0
-    assert queue.store.get(job_id).status == JobStatus.COMPLETED
-    assert executions(trace)[-1].startswith("finished")
+    assert (job.status, job.attempts) == expected and job.lease_expires_at is None
+    assert executions(trace)[-1].startswith(last_line)
 
 
 def test_killed_workers_job_is_finished_by_another_after_the_lease(
     queue: JobQueue, start_worker, database_url: str, tmp_path: Path
 ) -> None:
     trace = tmp_path / "trace"
-    job_id = SleepJob.perform_later_sync({"seconds": 1, "path": str(trace)})
-    doomed = start_worker(database_url, JOBQUEUE_LEASE_SECONDS="1")
-    wait_for(lambda: executions(trace))
+    job_id, doomed = sleeper_in_a_worker(start_worker, database_url, trace, 1, JOBQUEUE_LEASE_SECONDS="1")
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     assert queue.store.get(job_id).status == JobStatus.RUNNING  # nobody told the database
@@ -80,9 +86,7 @@ def test_cancel_from_the_cli_stops_a_job_in_a_worker_process(
     from __tests__.test_cli import run_cli
 
     trace = tmp_path / "trace"
-    job_id = SleepJob.perform_later_sync({"seconds": 60, "path": str(trace)})
-    worker = start_worker(database_url, JOBQUEUE_POLL_INTERVAL="0.1")
-    wait_for(lambda: executions(trace))
+    job_id, worker = sleeper_in_a_worker(start_worker, database_url, trace, 60, JOBQUEUE_POLL_INTERVAL="0.1")
     result = run_cli(database_url, "jobs", "cancel", str(job_id))
     assert result.returncode == 0 and "will cancel it" in result.stdout
     wait_for(lambda: queue.store.get(job_id).status == JobStatus.CANCELLED, timeout=5)
