@@ -47,3 +47,22 @@ class UnknownJobTypeError(JobQueueError):
 
 class NonRetryableError(Exception):
     """Raise from `perform` to fail the job at once, without using its retries."""
+
+
+class MaxResumptionsExceededError(NonRetryableError):
+    """A resumable job was interrupted more often than its max_resumptions allows."""
+
+
+class LeaseLostError(JobQueueError):
+    """This worker no longer owns the job (its lease expired and another worker took it over)."""
+
+
+class JobInterrupted(BaseException):
+    """Control flow, not an error: a resumable job saved its checkpoint and stops so that any worker resumes it.
+
+    A BaseException, like anyio's cancellation, so that ``except Exception`` in job code does not swallow it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

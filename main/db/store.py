@@ -5,7 +5,7 @@ them directly) and each is one short transaction. Outcome writes are guarded by 
 ``status = 'running'``: a worker whose lease expired cannot overwrite what another worker did since.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,12 +84,16 @@ class JobStore:
     # -- the worker's loop -----------------------------------------------------------------------------
 
     def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime,
+        job_id: int | None = None,
     ) -> list[Job]:
-        """Atomically move up to `limit` due pending jobs to running for this worker, best first."""
+        """Atomically move up to `limit` due pending jobs (of `queues`; only `job_id`, if given) to running
+        for this worker, best first."""
         due = select(jobs_table.c.id).where(jobs_table.c.status == JobStatus.PENDING, jobs_table.c.run_at <= now)
         if queues:
             due = due.where(jobs_table.c.queue.in_(queues))
+        if job_id is not None:
+            due = due.where(jobs_table.c.id == job_id)
         due = (
             due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
             .limit(limit)
@@ -148,6 +152,24 @@ class JobStore:
     def release(self, job_id: int, worker_id: str, now: datetime) -> bool:
         """Give a job back untouched (worker shutting down): pending again, the attempt not counted."""
         return self._finish(job_id, worker_id, now, status=JobStatus.PENDING, attempts=jobs_table.c.attempts - 1)
+
+    def save_checkpoint(
+        self, job_id: int, worker_id: str, checkpoint: dict[str, Any], writes: Sequence[Callable[[Session], None]],
+        now: datetime,
+    ) -> bool:
+        """Store a resumable job's checkpoint and apply the writes of the items it covers, in one transaction.
+        False (and nothing written) if the job is no longer this worker's."""
+        stmt = (
+            update(jobs_table)
+            .where(jobs_table.c.id == job_id, *self._owned_by(worker_id))
+            .values(checkpoint=checkpoint, updated_at=now)
+        )
+        with self._transaction() as session:
+            if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            for write in writes:
+                write(session)
+        return True
 
     def recover_expired(self, now: datetime) -> Recovered:
         """Jobs whose worker died: cancelled if asked, failed if out of retries, else pending again."""

@@ -29,7 +29,9 @@ from main.db.entities import Job, JobStatus
 from main.db.store import JobStore, NewJob
 from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
 from main.log import get_logger
-from main.services.runner import Completed, Failed, Interrupted, Outcome, RunningJob, StopReason, run_job
+from main.base.jobs.continuation.interrupts import SHUTDOWN, Interrupt, StopSignal
+from main.base.jobs.continuation.sinks import RowCheckpoints
+from main.services.runner import Completed, Failed, Interrupted, Outcome, Paused, RunningJob, StopReason, run_job
 from main.services.waker import Waker
 from main.settings import Settings
 
@@ -180,8 +182,11 @@ class JobQueue:
         await task_group.start(self.run)
 
     def stop(self) -> None:
-        """Stop claiming; running jobs get JOBQUEUE_SHUTDOWN_TIMEOUT to finish, then go back to pending."""
+        """Stop claiming; running jobs get JOBQUEUE_SHUTDOWN_TIMEOUT to finish, then go back to pending.
+        Resumable jobs stop at their next item boundary and save their checkpoint."""
         self._stopping = True
+        for running in list(self._running.values()):
+            running.signal.request(SHUTDOWN)
         self._waker.wake()
 
     def stop_now(self) -> None:
@@ -189,6 +194,20 @@ class JobQueue:
         self.stop()
         for running in list(self._running.values()):
             running.stop(StopReason.SHUTDOWN)
+
+    async def work_one(self, job_id: int | None = None, *, interrupt: Interrupt | None = None) -> Job | None:
+        """Claim one due job (job `job_id`, if given) and run it here to its outcome; returns its row after,
+        or None if nothing was due. `interrupt` makes a resumable job stop where a test wants it to."""
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        claimed = await anyio.to_thread.run_sync(
+            lambda: self.store.claim(self.worker_id, (), 1, now, lease_until, job_id=job_id)
+        )
+        if not claimed:
+            return None
+        running = self._running[claimed[0].id] = RunningJob(claimed[0], signal=StopSignal(interrupt))  # type: ignore[index]
+        await self._execute(running)
+        return await self.get_job(running.job.id)  # type: ignore[arg-type]
 
     async def _poll_iteration(self, jobs: TaskGroup) -> int:
         """One tick: keep leases, recover dead workers' jobs, clean up, then claim and start due jobs."""
@@ -213,8 +232,9 @@ class JobQueue:
         log = get_logger(job_id=job.id, job_type=job.type, attempt=job.attempts, worker_id=self.worker_id)
         log.info("job_started", queue=job.queue)
         started = time.monotonic()
+        checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)  # type: ignore[arg-type]
         try:
-            outcome = await run_job(running, self._registry.get(job.type))
+            outcome = await run_job(running, self._registry.get(job.type), self.database, checkpoints)
             with anyio.CancelScope(shield=True):
                 await self._record(job, outcome, log.bind(duration=round(time.monotonic() - started, 4)))
         finally:
@@ -249,6 +269,9 @@ class JobQueue:
                 log.info("job_released", reason="worker shutting down; the attempt is not counted")
             case Interrupted(reason=StopReason.LEASE_LOST):
                 log.warning("job_abandoned", reason="lease expired; another worker owns the job now")
+            case Paused():
+                await write(store.release)
+                log.info("job_paused", reason=outcome.reason, note="checkpoint saved; any worker resumes it")
 
     async def _renew_leases(self) -> None:
         """Heartbeat: extend the leases of our running jobs; stop those cancelled elsewhere or lost."""

@@ -1,4 +1,7 @@
-"""Runs one claimed job and says what happened; the queue records it. Nothing here touches the database."""
+"""Runs one claimed job and says what happened; the queue records the outcome.
+
+The only database access here is a resumable job's own checkpoint writes, through the sink it is given.
+"""
 
 import traceback
 from dataclasses import dataclass, field
@@ -8,27 +11,33 @@ from typing import Any
 import anyio
 
 from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payload
+from main.base.jobs.continuation.interrupts import SHUTDOWN, StopSignal
+from main.base.jobs.continuation.sinks import CheckpointSink
+from main.db.engine import Database
 from main.db.entities import Job
-from main.errors import PayloadValidationError
+from main.errors import JobInterrupted, LeaseLostError, PayloadValidationError
 
 
 class StopReason(StrEnum):
     CANCELLED = "cancelled"  # cancel_job() from this or another process
-    SHUTDOWN = "shutdown"  # the worker is stopping and the shutdown timeout ran out
+    SHUTDOWN = SHUTDOWN  # the worker is stopping and the shutdown timeout ran out
     LEASE_LOST = "lease_lost"  # the lease expired and another worker took the job over
 
 
 @dataclass
 class RunningJob:
-    """A claimed job and the cancel scope that can stop it."""
+    """A claimed job, the signal that asks it to stop at its next item boundary (resumable jobs), and the
+    cancel scope that stops it at once."""
 
     job: Job
+    signal: StopSignal = field(default_factory=StopSignal)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     stop_reason: StopReason | None = None
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+            self.signal.request(reason.value)
             self.scope.cancel()
 
 
@@ -49,10 +58,19 @@ class Interrupted:
     reason: StopReason
 
 
-Outcome = Completed | Failed | Interrupted
+@dataclass(frozen=True)
+class Paused:
+    """A resumable job saved its checkpoint and stopped at an item boundary: requeue it to be resumed."""
+
+    reason: str
 
 
-async def run_job(running: RunningJob, job_class: type[BaseJob[Any]] | None) -> Outcome:
+Outcome = Completed | Failed | Interrupted | Paused
+
+
+async def run_job(
+    running: RunningJob, job_class: type[BaseJob[Any]] | None, database: Database, checkpoints: CheckpointSink
+) -> Outcome:
     """Validate the stored payload, run one attempt, turn whatever happened into an Outcome."""
     job = running.job
     if job_class is None:
@@ -66,13 +84,18 @@ async def run_job(running: RunningJob, job_class: type[BaseJob[Any]] | None) -> 
     except PayloadValidationError as exc:
         return Failed(f"stored payload is no longer valid: {exc}", retryable=False)
     context = JobContext(
-        job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue
+        job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue,
+        database=database, checkpoints=checkpoints, stop=running.signal,
     )
     outcome: Outcome | None = None
     with running.scope:
         try:
             await job_class(context).invoke(payload)
             outcome = Completed()
+        except JobInterrupted as stop:
+            outcome = Paused(stop.reason)
+        except LeaseLostError:
+            outcome = Interrupted(StopReason.LEASE_LOST)
         except NonRetryableError as exc:
             outcome = Failed(_describe(exc), traceback.format_exc(), retryable=False)
         except Exception as exc:

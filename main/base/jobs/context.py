@@ -1,10 +1,17 @@
-"""What a running job can see about itself: which job, which attempt, a logger bound to both."""
+"""What a running job can see about itself: which job, which attempt, a logger bound to both, and, for
+resumable jobs, where its checkpoint lives and whether it has been asked to stop."""
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from structlog.typing import FilteringBoundLogger
 
+from main.base.jobs.continuation.interrupts import StopSignal
 from main.log import get_logger
+
+if TYPE_CHECKING:
+    from main.base.jobs.continuation.sinks import CheckpointSink
+    from main.db.engine import Database
 
 
 @dataclass(frozen=True)
@@ -14,6 +21,9 @@ class JobContext:
     attempt: int = 1
     max_retries: int = 0
     queue: str = "default"
+    database: "Database | None" = None  # the queue's database (None inline: resumable jobs then use the queue's)
+    checkpoints: "CheckpointSink | None" = None
+    stop: StopSignal = field(default_factory=StopSignal)
     log: FilteringBoundLogger = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

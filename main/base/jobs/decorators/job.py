@@ -118,15 +118,10 @@ def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None
         return f"option 'queue' must be 1-100 letters, digits or _.:- characters, got {queue!r}"
     if not isinstance(priority, int) or isinstance(priority, bool):
         return f"option 'priority' must be an integer, got {priority!r}"
-    if "perform" not in _defined_methods(cls):
-        return "the class does not define perform(self, payload)"
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        return f"the class does not define {', '.join(missing)} (required by its base class)"
     return None
-
-
-def _defined_methods(cls: type) -> set[str]:
-    from main.base.jobs.base_job import BaseJob
-
-    return {attr for klass in cls.__mro__ if klass is not BaseJob and issubclass(klass, BaseJob) for attr in vars(klass)}
 
 
 def _schema_from_generic(cls: type) -> type[BaseModel] | None:

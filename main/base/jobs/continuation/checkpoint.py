@@ -1,0 +1,79 @@
+"""The checkpoint a resumable job keeps in its own `jobs.checkpoint` column, and when it is written.
+
+    {"steps": {"process_orders": {"cursor": 4711, "done": 120, "total": 10000, "finished": false}},
+     "current": "process_orders", "resumptions": 2, "saves": 37, "interrupted_by": "shutdown"}
+
+Both styles use it: a step-based job has one entry per step; an iteration job has one step, "iterate".
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class StepState(BaseModel):
+    cursor: Any = None  # any JSON value; a tuple cursor is stored as a list
+    done: int = 0  # items advanced in this step, over all runs
+    total: int | None = None  # when the job knows it, for progress bars
+    finished: bool = False
+
+
+class Checkpoint(BaseModel):
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    current: str | None = None
+    resumptions: int = 0  # times the job was interrupted and handed back to be resumed
+    saves: int = 0  # checkpoints written
+    interrupted_by: str | None = None
+
+    @property
+    def progressed(self) -> bool:
+        return any(step.done or step.finished for step in self.steps.values())
+
+    def summary(self) -> dict[str, Any]:
+        """What a person wants to see: the current step, its cursor, done/total, resumptions."""
+        step = self.steps.get(self.current or "") or StepState()
+        return {"step": self.current, "cursor": step.cursor, "done": step.done, "total": step.total,
+                "resumptions": self.resumptions, "finished_steps": [n for n, s in self.steps.items() if s.finished]}
+
+
+def checkpoint_summary(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if not raw else Checkpoint.model_validate(raw).summary()
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """When to write the checkpoint between items: every N items, every T seconds, or whichever comes first.
+
+    It is also written, whatever the policy, when a step finishes, when the job is interrupted, before an
+    error is handed to the retry policy, and when the job completes. After a crash (kill -9) at most the items
+    since the last write run again: one item with the default, every item.
+    """
+
+    every_items: int | None = 1
+    every_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.every_items is None and self.every_seconds is None:
+            raise ValueError("CheckpointPolicy needs every_items, every_seconds, or both")
+        if self.every_items is not None and self.every_items < 1:
+            raise ValueError(f"CheckpointPolicy.every_items must be >= 1, got {self.every_items}")
+        if self.every_seconds is not None and self.every_seconds <= 0:
+            raise ValueError(f"CheckpointPolicy.every_seconds must be > 0, got {self.every_seconds}")
+
+    @classmethod
+    def every_item(cls) -> "CheckpointPolicy":
+        return cls(every_items=1)
+
+    @classmethod
+    def every(cls, items: int) -> "CheckpointPolicy":
+        return cls(every_items=items)
+
+    @classmethod
+    def every_interval(cls, seconds: float) -> "CheckpointPolicy":
+        return cls(every_items=None, every_seconds=seconds)
+
+    def due(self, items_since: int, seconds_since: float) -> bool:
+        return (self.every_items is not None and items_since >= self.every_items) or (
+            self.every_seconds is not None and seconds_since >= self.every_seconds
+        )
