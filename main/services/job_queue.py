@@ -29,7 +29,7 @@ from main.db.entities import Job, JobStatus
 from main.db.store import JobStore, NewJob
 from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
 from main.log import get_logger
-from main.base.jobs.continuation.interrupts import SHUTDOWN, Interrupt, StopSignal
+from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.services.runner import Completed, Failed, Interrupted, Outcome, Paused, RunningJob, StopReason, run_job
 from main.services.waker import Waker

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payload
-from main.base.jobs.continuation.interrupts import SHUTDOWN, StopSignal
+from main.base.jobs.interrupts import SHUTDOWN, StopSignal
 from main.base.jobs.continuation.sinks import CheckpointSink
 from main.db.engine import Database
 from main.db.entities import Job

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from structlog.typing import FilteringBoundLogger
 
-from main.base.jobs.continuation.interrupts import StopSignal
+from main.base.jobs.interrupts import StopSignal
 from main.log import get_logger
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ import anyio
 from main.base.jobs.base_job import BaseJob, P
 from main.base.jobs.continuation.checkpoint import Checkpoint, CheckpointPolicy, StepState
 from main.base.jobs.continuation.enumerators import Enumerators
-from main.base.jobs.continuation.interrupts import SHUTDOWN
+from main.base.jobs.interrupts import SHUTDOWN
 from main.base.jobs.continuation.sinks import DbWrite, MemoryCheckpoints
 from main.base.jobs.context import JobContext
 from main.errors import JobDefinitionError, JobInterrupted, MaxResumptionsExceededError

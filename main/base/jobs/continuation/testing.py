@@ -10,7 +10,7 @@ The job runs inline, in this task, through the same code path as in a worker (cl
 the queue's real database.
 """
 
-from main.base.jobs.continuation.interrupts import (
+from main.base.jobs.interrupts import (
     Interrupt,
     interrupt_after_items,
     interrupt_after_step,
