@@ -1,4 +1,14 @@
+from main.db.entities.campaign import CampaignRecipient, EmailCampaign, EmailDelivery
 from main.db.entities.job import TERMINAL_STATUSES, Job, JobStatus
+from main.db.entities.processing_log import ProcessingLog
 from main.db.entities.schema_version import SchemaVersion
+from main.db.entities.shop import Customer, CustomerReport, Order, OrderStatus
 
-__all__ = ["TERMINAL_STATUSES", "Job", "JobStatus", "SchemaVersion"]
+# The demo's tables, created by `jobqueue demo seed`, not by the queue's own schema.
+DEMO_TABLES = [
+    Customer.__table__, Order.__table__, CustomerReport.__table__, EmailCampaign.__table__,
+    CampaignRecipient.__table__, EmailDelivery.__table__, ProcessingLog.__table__,
+]
+
+__all__ = ["DEMO_TABLES", "TERMINAL_STATUSES", "CampaignRecipient", "Customer", "CustomerReport", "EmailCampaign",
+           "EmailDelivery", "Job", "JobStatus", "Order", "OrderStatus", "ProcessingLog", "SchemaVersion"]

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import anyio
+import anyio.to_thread
+from sqlmodel import Session
 
 from main.base.jobs.base_job import BaseJob, P
 from main.base.jobs.continuation.checkpoint import Checkpoint, CheckpointPolicy, StepState
@@ -29,10 +31,11 @@ from main.base.jobs.continuation.enumerators import Enumerators
 from main.base.jobs.interrupts import SHUTDOWN
 from main.base.jobs.continuation.sinks import DbWrite, MemoryCheckpoints
 from main.base.jobs.context import JobContext
+from main.db.engine import Database
 from main.errors import JobDefinitionError, JobInterrupted, MaxResumptionsExceededError
 
 _NEXT = object()
-S = TypeVar("S")
+T = TypeVar("T")
 
 
 class Step:
@@ -88,10 +91,10 @@ class ContinuableJob(BaseJob[P]):
 
     def __init__(self, context: JobContext) -> None:
         super().__init__(context)
-        database = context.database or _default_database()
-        self.checkpoints = context.checkpoints or MemoryCheckpoints(database)
+        self.database: Database = context.database or _default_database()
+        self.checkpoints = context.checkpoints or MemoryCheckpoints(self.database)
         self.checkpoint = Checkpoint.model_validate(self.checkpoints.initial or {})
-        self.enumerate = Enumerators(database)
+        self.enumerate = Enumerators(self.database)
         self._item_writes: list[DbWrite] = []  # queued by the item in progress
         self._done_writes: list[DbWrite] = []  # of items advanced since the last checkpoint
         self._run_started = time.monotonic()
@@ -124,6 +127,15 @@ class ContinuableJob(BaseJob[P]):
     def atomically(self, write: DbWrite) -> None:
         """Queue `write(session)` to commit in the same transaction as the checkpoint covering this item."""
         self._item_writes.append(write)
+
+    async def read(self, query: Callable[[Session], T]) -> T:
+        """Run `query(session)` in a short transaction of its own: for counts and lookups, not for writes."""
+
+        def run() -> T:
+            with self.database.transaction() as session:
+                return query(session)
+
+        return await anyio.to_thread.run_sync(run)
 
     # -- hooks: override any of them ---------------------------------------------------------------------
 
@@ -214,7 +226,7 @@ class ContinuableJob(BaseJob[P]):
         self._items_since_save, self._last_save = 0, time.monotonic()
 
 
-def _default_database() -> Any:
+def _default_database() -> Database:
     from main.services.job_queue import get_job_queue
 
     return get_job_queue().database
