@@ -225,3 +225,19 @@ async def test_reset_orders_makes_the_demo_repeatable(queue: JobQueue) -> None:
     assert reset_orders(queue.database) == 100
     assert logged(queue, "ProcessOrdersJob") == []
     create_tables(queue.database)  # idempotent
+
+
+def test_jobs_show_and_status_print_the_checkpoint(queue: JobQueue, database_url: str) -> None:
+    import json
+
+    import anyio
+
+    from __tests__.test_cli import run_cli
+
+    job_id = CountingIterationJob.perform_later_sync({"count": 10})
+    anyio.run(lambda: run_job(job_id, interrupt=interrupt_after_items(4)))
+    shown = run_cli(database_url, "jobs", "show", str(job_id), "--json", JOBQUEUE_JOBS_MODULE="main.jobs")
+    progress = json.loads(shown.stdout)["progress"]
+    assert (progress["step"], progress["cursor"], progress["done"], progress["resumptions"]) == ("iterate", 4, 4, 1)
+    table = run_cli(database_url, "jobs", "show", str(job_id), JOBQUEUE_JOBS_MODULE="main.jobs")
+    assert "iterate 4/? (cursor 4), resumed 1x" in table.stdout

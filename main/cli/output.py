@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from main.base.jobs.continuation import checkpoint_summary
 from main.db.entities import Job
 from main.services.job_queue import QueueStatus
 
@@ -21,7 +22,17 @@ def print_json(data: Any) -> None:
 
 
 def job_as_dict(job: Job) -> dict[str, Any]:
-    return job.model_dump(mode="json")
+    return {**job.model_dump(mode="json"), "progress": checkpoint_summary(job.checkpoint)}
+
+
+def describe_progress(job: Job) -> str:
+    """'process_orders 40/100 (cursor 40), resumed 1x' for a resumable job; '' for others."""
+    summary = checkpoint_summary(job.checkpoint)
+    if summary is None:
+        return ""
+    total = "?" if summary["total"] is None else summary["total"]
+    return (f"{summary['step']} {summary['done']}/{total} (cursor {json.dumps(summary['cursor'])}), "
+            f"resumed {summary['resumptions']}x")
 
 
 def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
@@ -45,7 +56,7 @@ def print_job(job: Job, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"job {job.id}", show_header=False)
+    table = Table(title=f"job {job.id} {describe_progress(job)}".strip(), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name, value in data.items():
@@ -63,7 +74,8 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
         "counts_by_queue": status.counts_by_queue,
         "running": [
             {"id": job.id, "type": job.type, "attempt": job.attempts, "worker_id": job.worker_id,
-             "started_at": job.started_at.isoformat() if job.started_at else None}
+             "started_at": job.started_at.isoformat() if job.started_at else None,
+             "progress": checkpoint_summary(job.checkpoint)}
             for job in status.running
         ],
     }
@@ -84,9 +96,10 @@ def print_status(status: QueueStatus, as_json: bool) -> None:
     console.print(table)
     if status.running:
         running = Table(title="running jobs")
-        for column in ("id", "type", "attempt", "worker", "started_at"):
+        for column in ("id", "type", "attempt", "worker", "started_at", "progress"):
             running.add_column(column)
         for job in status.running:
-            running.add_row(str(job.id), job.type, str(job.attempts), job.worker_id or "", str(job.started_at))
+            running.add_row(str(job.id), job.type, str(job.attempts), job.worker_id or "", str(job.started_at),
+                            describe_progress(job))
         console.print(running)
     console.print(f"registered job types: {', '.join(status.registered_types) or '(none)'}")
