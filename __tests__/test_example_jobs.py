@@ -19,7 +19,8 @@ pytestmark = pytest.mark.anyio
 
 
 def test_the_explicit_list_is_what_the_worker_loads() -> None:
-    assert load_jobs_module("main.jobs") == JOBS == [EmailJob, DailyCleanupJob]
+    assert load_jobs_module("main.jobs") == JOBS
+    assert JOBS[:2] == [EmailJob, DailyCleanupJob] and len(JOBS) == 8  # + the six resumable demo jobs
 
 
 async def test_email_to_a_flaky_gateway_retries_then_succeeds(make_queue: QueueFactory, clock: FrozenClock) -> None:
@@ -67,11 +68,11 @@ def test_next_2am_is_tomorrow_in_utc() -> None:
 
 
 @pytest.mark.slow
-def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
+def test_the_basics_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
     result = subprocess.run(
-        [sys.executable, "-m", "main.cli", "demo", "--database", str(tmp_path / "demo.db")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "main.cli", "demo", "basics"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "rejected before writing anything" in result.stdout

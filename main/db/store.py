@@ -228,6 +228,11 @@ class JobStore:
         with self._transaction() as session:
             return session.execute(stmt).rowcount  # type: ignore[attr-defined]
 
+    def delete_jobs_of_types(self, job_types: Sequence[str]) -> int:
+        """Delete every job of these types, whatever its status (the demo's `clean`)."""
+        with self._transaction() as session:
+            return session.execute(delete(jobs_table).where(jobs_table.c.type.in_(job_types))).rowcount  # type: ignore[attr-defined]
+
     # -- reads -----------------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:

@@ -24,6 +24,7 @@ class Checkpoint(BaseModel):
     current: str | None = None
     resumptions: int = 0  # times the job was interrupted and handed back to be resumed
     saves: int = 0  # checkpoints written
+    save_seconds: float = 0.0  # time spent writing them: the checkpoint overhead
     interrupted_by: str | None = None
 
     @property

@@ -101,6 +101,7 @@ class ContinuableJob(BaseJob[P]):
         self._items_this_run = self._items_since_save = 0
         self._last_save = time.monotonic()
         self._advanced_this_run = False
+        self._last_save_duration = 0.0
 
     # -- the API of job code -----------------------------------------------------------------------------
 
@@ -220,10 +221,13 @@ class ContinuableJob(BaseJob[P]):
         self.checkpoint.interrupted_by = reason
 
     async def _save(self) -> None:
+        started = time.monotonic()
         writes, self._done_writes = self._done_writes, []
         self.checkpoint.saves += 1
+        self.checkpoint.save_seconds += self._last_save_duration
         await self.checkpoints.save(self.checkpoint.model_dump(mode="json"), writes)
         self._items_since_save, self._last_save = 0, time.monotonic()
+        self._last_save_duration = self._last_save - started  # recorded with the next save
 
 
 def _default_database() -> Database:
