@@ -21,6 +21,7 @@ import anyio
 
 from bench.jobs import JOBS, BenchNoopJob, BenchStampJob
 from main.services.job_queue import JobQueue, set_job_queue
+from main.log import configure_logging
 from main.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +33,13 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=20)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--poll-interval", type=float, default=5.0, help="the idle workers' poll interval")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        settings = Settings.load(database_url=url, concurrency=args.concurrency, poll_interval=5.0)
+        settings = Settings.load(database_url=url, concurrency=args.concurrency, poll_interval=args.poll_interval,
+                                 log_level="warning")
+        configure_logging(settings.log_format, settings.log_level)
         queue = set_job_queue(JobQueue(settings, jobs=JOBS))
         queue.store.ensure_schema()
         queue.cleanup_sync(older_than=None)
@@ -54,10 +58,11 @@ def main() -> None:
         anyio.run(lambda: queue.run(burst=True))
         report("process with one worker", 2 * args.jobs, time.perf_counter() - started)
 
+        poll = f"poll {args.poll_interval:g} s"
         in_process = anyio.run(in_process_latency, queue, Path(tmp), args.latency_samples)
-        print_latency("pickup latency, same process (idle worker, poll 5 s)", in_process)
-        other = cross_process_latency(queue, url, Path(tmp), args.latency_samples)
-        print_latency("pickup latency, worker in another process (poll 5 s)", other)
+        print_latency(f"pickup latency, same process (idle worker, {poll})", in_process)
+        other = cross_process_latency(queue, url, Path(tmp), args.latency_samples, args.poll_interval)
+        print_latency(f"pickup latency, worker in another process ({poll})", other)
         queue.close()
 
 
@@ -68,7 +73,7 @@ def report(label: str, n: int, seconds: float) -> None:
 def print_latency(label: str, samples: list[float]) -> None:
     ms = sorted(sample * 1000 for sample in samples)
     p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
-    print(f"{label:<56} median {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms   max {ms[-1]:7.1f} ms")
+    print(f"{label:<58} median {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms   max {ms[-1]:7.1f} ms")
 
 
 async def in_process_latency(queue: JobQueue, tmp: Path, samples: int) -> list[float]:
@@ -84,9 +89,9 @@ async def in_process_latency(queue: JobQueue, tmp: Path, samples: int) -> list[f
     return results
 
 
-def cross_process_latency(queue: JobQueue, url: str, tmp: Path, samples: int) -> list[float]:
+def cross_process_latency(queue: JobQueue, url: str, tmp: Path, samples: int, poll_interval: float) -> list[float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": url, "JOBQUEUE_JOBS_MODULE": "bench.jobs",
-           "JOBQUEUE_POLL_INTERVAL": "5", "JOBQUEUE_LOG_LEVEL": "warning"}
+           "JOBQUEUE_POLL_INTERVAL": str(poll_interval), "JOBQUEUE_LOG_LEVEL": "warning"}
     worker = subprocess.Popen([sys.executable, "-m", "main.cli", "worker"], cwd=ROOT, env=env)
     try:
         time.sleep(2.0)  # start-up
