@@ -17,7 +17,7 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 def test_the_docs_exist() -> None:
     names = {doc.name for doc in DOCS}
     assert {"JOB_SYSTEM_README.md", "JOB_SYSTEM_QUICK_REFERENCE.md", "JOB_SYSTEM_ARCHITECTURE.md",
-            "JOB_SYSTEM_ANALYSIS.md"} <= names
+            "JOB_SYSTEM_ANALYSIS.md", "CONTINUATION.md", "DEMO.md"} <= names
 
 
 @pytest.mark.parametrize("doc", [doc for doc in [*DOCS, ROOT / "README.md"] if blocks(doc)], ids=lambda d: d.name)

@@ -104,7 +104,7 @@ def run_command(
             with Live(console=console, refresh_per_second=8) as live:
                 while (row := await queue.get_job(job_id)).status in (JobStatus.PENDING, JobStatus.RUNNING):
                     live.update(progress_table([row]))
-                    if queue._stopping:  # Ctrl-C: the job checkpoints and goes back to pending
+                    if queue.stopping:  # Ctrl-C: the job checkpoints and goes back to pending
                         break
                     await anyio.sleep(0.1)
                 live.update(progress_table([await queue.get_job(job_id)]))

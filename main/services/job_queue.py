@@ -189,6 +189,11 @@ class JobQueue:
             running.signal.request(SHUTDOWN)
         self._waker.wake()
 
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called (or a signal received) and until the next run."""
+        return self._stopping
+
     def stop_now(self) -> None:
         """Stop claiming and interrupt running jobs at once; they go back to pending, no attempt counted."""
         self.stop()
