@@ -13,6 +13,13 @@ from __tests__.conftest import ROOT
 from __tests__.support.jobs import FailingJob, NoopJob
 
 
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The CLI is a thin layer over the store, which runs on both engines elsewhere: SQLite here, PostgreSQL in
+    test_the_cli_on_postgres (each CLI call is a process start, so the matrix is kept small)."""
+    return sqlite_url
+
+
 def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ, "PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url,
@@ -123,3 +130,13 @@ def test_installed_console_script() -> None:
     assert result.returncode == 0
     for command in ("worker", "enqueue", "status", "jobs", "cleanup", "demo"):
         assert command in result.stdout
+
+
+@pytest.mark.postgres
+def test_the_cli_on_postgres(postgres_url: str) -> None:
+    created = run_cli(postgres_url, "enqueue", "NoopJob", "--payload", '{"n": 1}', "--json")
+    assert created.returncode == 0, created.stderr
+    job_id = json.loads(created.stdout)["id"]
+    assert run_cli(postgres_url, "worker", "--burst").returncode == 0
+    shown = json.loads(run_cli(postgres_url, "jobs", "show", str(job_id), "--json").stdout)
+    assert (shown["status"], shown["attempts"]) == ("completed", 1)
