@@ -19,10 +19,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from __tests__.support.jobs import JOBS
 from main.clock import FrozenClock
 from main.services.job_queue import JobQueue, reset_job_queue, set_job_queue
 from main.settings import Settings
-from __tests__.support.jobs import JOBS
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_CANDIDATES = [

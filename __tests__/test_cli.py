@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from main.db.entities import JobStatus
-from main.services.job_queue import JobQueue
 from __tests__.conftest import ROOT
 from __tests__.support.jobs import FailingJob, NoopJob
+from main.db.entities import JobStatus
+from main.services.job_queue import JobQueue
 
 
 @pytest.fixture

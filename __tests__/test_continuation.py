@@ -6,6 +6,18 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from __tests__.conftest import QueueFactory
+from __tests__.support.continuation_jobs import (
+    JOBS as TEST_JOBS,
+)
+from __tests__.support.continuation_jobs import (
+    BatchedCheckpointsJob,
+    CountingIterationJob,
+    ResumingOnErrorJob,
+    ShortRunsJob,
+    StepsJob,
+    TooManyRunsJob,
+)
 from main.base.jobs.continuation import Checkpoint, ContinuableJob
 from main.base.jobs.continuation.testing import interrupt_after_items, interrupt_after_step, interrupt_at, run_job
 from main.clock import FrozenClock
@@ -13,15 +25,17 @@ from main.db.entities import CustomerReport, Order, OrderStatus, ProcessingLog
 from main.db.entities.job import JobStatus
 from main.demo.seed import create_tables, reset_orders, seed
 from main.jobs import (
-    JOBS as DEMO_JOBS, BatchEmailIterationJob, BatchEmailJob, GenerateReportsIterationJob, GenerateReportsJob,
-    ProcessOrdersIterationJob, ProcessOrdersJob,
+    JOBS as DEMO_JOBS,
+)
+from main.jobs import (
+    BatchEmailIterationJob,
+    BatchEmailJob,
+    GenerateReportsIterationJob,
+    GenerateReportsJob,
+    ProcessOrdersIterationJob,
+    ProcessOrdersJob,
 )
 from main.services.job_queue import JobQueue
-from __tests__.conftest import QueueFactory
-from __tests__.support.continuation_jobs import (
-    JOBS as TEST_JOBS, BatchedCheckpointsJob, CountingIterationJob, ResumingOnErrorJob, ShortRunsJob, StepsJob,
-    TooManyRunsJob,
-)
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +98,8 @@ async def test_every_order_processed_exactly_once(queue: JobQueue, job_class: ty
     with queue.database.transaction() as session:
         orders = list(session.exec(select(Order)))
     assert {order.status for order in orders} == {OrderStatus.PROCESSED}
-    assert sorted(logged(queue, job_class.options.name), key=int) == [str(o.id) for o in sorted(orders, key=lambda o: o.id)]
+    expected = [str(order.id) for order in sorted(orders, key=lambda order: order.id or 0)]
+    assert sorted(logged(queue, job_class.options.name), key=int) == expected
     assert checkpoint(queue, job_id).resumptions == 3
 
 

@@ -6,13 +6,13 @@ import signal
 import pytest
 from sqlmodel import func, select
 
+from __tests__.conftest import QueueFactory, wait_for
 from main.base.jobs.continuation import Checkpoint
 from main.db.entities import Order, OrderStatus, ProcessingLog
 from main.db.entities.job import JobStatus
 from main.demo.seed import seed
 from main.jobs import JOBS, ProcessOrdersIterationJob, ProcessOrdersJob
 from main.services.job_queue import JobQueue
-from __tests__.conftest import QueueFactory, wait_for
 
 pytestmark = pytest.mark.slow
 

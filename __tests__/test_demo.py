@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from __tests__.conftest import ROOT
+from __tests__.test_cli import run_cli
 from main.base.jobs.continuation import Checkpoint
 from main.db.entities.job import JobStatus
 from main.jobs import JOBS
 from main.services.job_queue import JobQueue
 from main.settings import Settings
-from __tests__.conftest import ROOT
-from __tests__.test_cli import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -4,13 +4,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from __tests__.conftest import QueueFactory
+from __tests__.support.jobs import FailingJob, NoopJob, PriorityJob, SleepJob
 from main.base.jobs import JobRequest
 from main.clock import FrozenClock
 from main.db.entities import JobStatus
 from main.errors import JobQueueError, JobRegistrationError, PayloadValidationError, SchedulingError
 from main.services.job_queue import JobQueue
-from __tests__.conftest import QueueFactory
-from __tests__.support.jobs import FailingJob, NoopJob, PriorityJob, SleepJob
 
 pytestmark = pytest.mark.anyio
 

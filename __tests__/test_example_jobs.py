@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from __tests__.conftest import ROOT, QueueFactory
 from main.clock import FrozenClock
 from main.db.entities import JobStatus
 from main.jobs import JOBS, DailyCleanupJob, EmailJob
 from main.jobs.daily_cleanup_job import next_2am_utc
 from main.services.job_queue import load_jobs_module
-from __tests__.conftest import ROOT, QueueFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +29,8 @@ async def test_email_to_a_flaky_gateway_retries_then_succeeds(make_queue: QueueF
     for attempt, backoff in ((1, 1), (2, 2)):
         await queue.run(burst=True)
         job = queue.store.get(job_id)
-        assert (job.status, job.attempts, job.run_at) == (JobStatus.PENDING, attempt, clock.now() + timedelta(seconds=backoff))
+        retry_at = clock.now() + timedelta(seconds=backoff)
+        assert (job.status, job.attempts, job.run_at) == (JobStatus.PENDING, attempt, retry_at)
         clock.advance(backoff)
     await queue.run(burst=True)
     job = queue.store.get(job_id)
@@ -44,7 +45,7 @@ async def test_email_to_a_dead_gateway_fails_after_its_retries(make_queue: Queue
         clock.advance(backoff)
     job = queue.store.get(job_id)
     assert (job.status, job.attempts) == (JobStatus.FAILED, 4)
-    assert "MailerUnavailableError: gateway for down.example did not answer (attempt 4)" == job.last_error
+    assert job.last_error == "MailerUnavailableError: gateway for down.example did not answer (attempt 4)"
 
 
 async def test_daily_cleanup_deletes_old_jobs_and_reschedules(make_queue: QueueFactory, clock: FrozenClock) -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from main.errors import JobTimeoutError, PayloadValidationError
 from __tests__.support.jobs import NoopJob, SleepJob, SyncJob, TimeoutJob
+from main.errors import JobTimeoutError, PayloadValidationError
 
 pytestmark = pytest.mark.anyio
 

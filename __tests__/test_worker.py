@@ -9,16 +9,24 @@ from typing import Any
 import anyio
 import pytest
 
+from __tests__.conftest import QueueFactory
+from __tests__.support.jobs import (
+    FailingJob,
+    LinearFailingJob,
+    NoopJob,
+    Nothing,
+    PriorityJob,
+    RejectingJob,
+    SleepJob,
+    SyncJob,
+    TimeoutJob,
+)
 from main.base.jobs import BaseJob, job
 from main.clock import FrozenClock
 from main.db.entities import Job, JobStatus
 from main.db.store import NewJob
 from main.errors import InvalidJobStateError, JobNotFoundError
 from main.services.job_queue import JobQueue, QueueStatus
-from __tests__.conftest import QueueFactory
-from __tests__.support.jobs import (
-    FailingJob, LinearFailingJob, Nothing, NoopJob, PriorityJob, RejectingJob, SleepJob, SyncJob, TimeoutJob,
-)
 
 pytestmark = pytest.mark.anyio
 

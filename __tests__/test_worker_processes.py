@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from __tests__.conftest import wait_for
+from __tests__.support.jobs import RecordJob, SleepJob
 from main.db.entities import JobStatus
 from main.services.job_queue import JobQueue
-from __tests__.conftest import QueueFactory, wait_for
-from __tests__.support.jobs import RecordJob, SleepJob
 
 pytestmark = pytest.mark.slow
 

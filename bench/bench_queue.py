@@ -20,8 +20,8 @@ from pathlib import Path
 import anyio
 
 from bench.jobs import JOBS, BenchNoopJob, BenchStampJob
-from main.services.job_queue import JobQueue, set_job_queue
 from main.log import configure_logging
+from main.services.job_queue import JobQueue, set_job_queue
 from main.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""structlog set-up: console lines on a terminal, JSON lines when asked (or when not on a terminal and asked for auto)."""
+"""structlog set-up: console lines on a terminal, JSON lines when asked (or, with "auto", off a terminal)."""
 
 import logging
 import sys

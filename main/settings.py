@@ -62,7 +62,8 @@ class Settings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: object) -> "Settings":
-        """Read the environment (overridden by keyword arguments); bad values raise SettingsError naming the variable."""
+        """Read the environment, overridden by keyword arguments. A bad value raises SettingsError naming
+        the variable."""
         try:
             return cls(**overrides)
         except ValidationError as exc:

@@ -17,7 +17,9 @@ from main.settings import parse_duration
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once [env JOBQUEUE_CONCURRENCY]")] = None,
-    queue: Annotated[list[str] | None, typer.Option("--queue", help="Only these queues (repeatable); default all")] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", help="Only these queues (repeatable); default all")
+    ] = None,
     burst: Annotated[bool, typer.Option(help="Exit 0 once nothing is due (for cron, scripts and tests).")] = False,
     jobs_module: JobsModule = None,
 ) -> None:

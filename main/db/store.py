@@ -77,7 +77,8 @@ class JobStore:
             {**job.__dict__, "status": JobStatus.PENDING, "created_at": now, "updated_at": now} for job in jobs
         ]
         with self._transaction() as session:
-            ids = list(session.scalars(insert(jobs_table).returning(jobs_table.c.id, sort_by_parameter_order=True), rows))
+            insert_all = insert(jobs_table).returning(jobs_table.c.id, sort_by_parameter_order=True)
+            ids = list(session.scalars(insert_all, rows))
             self.database.dialect.announce_new_jobs(session.connection())
         return ids
 
@@ -178,7 +179,8 @@ class JobStore:
         with self._transaction() as session:
 
             def move(*where: ColumnElement[bool], **values: Any) -> int:
-                stmt = update(jobs_table).where(*expired, *where).values(lease_expires_at=None, updated_at=now, **values)
+                stmt = update(jobs_table).where(*expired, *where)
+                stmt = stmt.values(lease_expires_at=None, updated_at=now, **values)
                 return session.execute(stmt).rowcount  # type: ignore[attr-defined]
 
             cancelled = move(jobs_table.c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
@@ -224,7 +226,9 @@ class JobStore:
 
     def cleanup(self, finished_before: datetime) -> int:
         """Delete finished (completed, failed, cancelled) jobs older than the cut-off. Returns how many."""
-        stmt = delete(jobs_table).where(jobs_table.c.status.in_(TERMINAL_STATUSES), jobs_table.c.finished_at < finished_before)
+        stmt = delete(jobs_table).where(
+            jobs_table.c.status.in_(TERMINAL_STATUSES), jobs_table.c.finished_at < finished_before
+        )
         with self._transaction() as session:
             return session.execute(stmt).rowcount  # type: ignore[attr-defined]
 

@@ -5,7 +5,11 @@ from typing import Any
 from main.base.jobs.continuation import ContinuableJob
 from main.errors import JobQueueError
 from main.jobs import (
-    BatchEmailIterationJob, BatchEmailJob, GenerateReportsIterationJob, GenerateReportsJob, ProcessOrdersIterationJob,
+    BatchEmailIterationJob,
+    BatchEmailJob,
+    GenerateReportsIterationJob,
+    GenerateReportsJob,
+    ProcessOrdersIterationJob,
     ProcessOrdersJob,
 )
 

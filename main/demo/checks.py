@@ -46,7 +46,8 @@ def setup_checks(database: Database, registered: list[str], demo_types: list[str
         return [*checks, ("database reachable", False, str(exc))]
     checks.append(("queue tables", {"jobs", "jobqueue_schema"} <= tables, "jobs, jobqueue_schema"))
     missing = [table.name for table in DEMO_TABLES if table.name not in tables]
-    checks.append(("demo tables (jobqueue demo seed)", not missing, f"missing: {', '.join(missing)}" if missing else "all"))
+    detail = f"missing: {', '.join(missing)}" if missing else "all"
+    checks.append(("demo tables (jobqueue demo seed)", not missing, detail))
     unregistered = [name for name in demo_types if name not in registered]
     checks.append(("six demo jobs registered", not unregistered, ", ".join(unregistered) or "all"))
     return checks

@@ -14,7 +14,14 @@ from sqlmodel import SQLModel, select
 
 from main.db.engine import Database
 from main.db.entities import (
-    DEMO_TABLES, CampaignRecipient, Customer, CustomerReport, EmailCampaign, EmailDelivery, Order, OrderStatus,
+    DEMO_TABLES,
+    CampaignRecipient,
+    Customer,
+    CustomerReport,
+    EmailCampaign,
+    EmailDelivery,
+    Order,
+    OrderStatus,
     ProcessingLog,
 )
 

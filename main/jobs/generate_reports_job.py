@@ -1,5 +1,6 @@
 """GenerateReports, in both styles: nested iteration over customers and their orders, one report per customer."""
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -29,7 +30,7 @@ class _Reports:
 
     enumerate: Any
 
-    def customer_orders(self, cursor: Any) -> Enumerator:
+    def customer_orders(self, cursor: Any) -> AsyncIterator[tuple[Any, Any]]:
         return self.enumerate.nested(
             lambda customer_cursor: self.enumerate.records(customers(), cursor=customer_cursor),
             lambda customer, order_cursor: self.enumerate.records(reportable_orders(customer.id), cursor=order_cursor),

@@ -23,14 +23,14 @@ import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 
 from main.base.jobs import BaseJob, JobRequest, validate_payload
+from main.base.jobs.continuation.sinks import RowCheckpoints
+from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.clock import Clock, SystemClock
 from main.db.engine import Database
 from main.db.entities import Job, JobStatus
 from main.db.store import JobStore, NewJob
 from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
 from main.log import get_logger
-from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
-from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.services.runner import Completed, Failed, Interrupted, Outcome, Paused, RunningJob, StopReason, run_job
 from main.services.waker import Waker
 from main.settings import Settings
@@ -149,8 +149,11 @@ class JobQueue:
                 task_status.started()
                 async with anyio.create_task_group() as jobs:
                     while not self._stopping:
+                        # Taken before claiming: a job that finishes while the claim runs may have
+                        # put itself back (a retry, a pause) after the claim's snapshot.
+                        busy = bool(self._running)
                         claimed = await self._poll_iteration(jobs)
-                        if burst and not claimed and not self._running:
+                        if burst and not claimed and not busy:
                             break
                         await self._waker.wait(self.settings.poll_interval)
                     await self._drain()
@@ -243,7 +246,10 @@ class JobQueue:
             with anyio.CancelScope(shield=True):
                 await self._record(job, outcome, log.bind(duration=round(time.monotonic() - started, 4)))
         finally:
-            del self._running[job.id]  # type: ignore[arg-type]
+            # The outcome is committed, so this worker may already have claimed the job again (a resumable
+            # job that paused): only forget this execution, not a newer one of the same job.
+            if self._running.get(job.id) is running:  # type: ignore[arg-type]
+                del self._running[job.id]  # type: ignore[arg-type]
             self._waker.wake()  # a slot is free
 
     async def _record(self, job: Job, outcome: Outcome, log: Any) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 
 from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payload
-from main.base.jobs.interrupts import SHUTDOWN, StopSignal
 from main.base.jobs.continuation.sinks import CheckpointSink
+from main.base.jobs.interrupts import SHUTDOWN, StopSignal
 from main.db.engine import Database
 from main.db.entities import Job
 from main.errors import JobInterrupted, LeaseLostError, PayloadValidationError

@@ -1,6 +1,7 @@
 """Wakes the worker loop before its poll interval is up: an enqueue in this process, a NOTIFY from another,
 a job that finished (a slot is free), or a stop request. Safe to call from any thread."""
 
+import contextlib
 import threading
 
 import anyio
@@ -29,10 +30,8 @@ class Waker:
         if threading.get_ident() == self._loop_thread:
             self._set()
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has just finished: there is no one left to wake
             anyio.from_thread.run_sync(self._set, token=self._token)
-        except RuntimeError:
-            pass  # the loop has just finished: there is no one left to wake
 
     async def wait(self, timeout: float) -> None:
         """Return after `timeout` seconds or at the first wake-up, whichever comes first."""

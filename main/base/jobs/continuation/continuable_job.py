@@ -26,11 +26,11 @@ import anyio.to_thread
 from sqlmodel import Session
 
 from main.base.jobs.base_job import BaseJob, P
+from main.base.jobs.context import JobContext
 from main.base.jobs.continuation.checkpoint import Checkpoint, CheckpointPolicy, StepState
 from main.base.jobs.continuation.enumerators import Enumerators
-from main.base.jobs.interrupts import SHUTDOWN
 from main.base.jobs.continuation.sinks import DbWrite, MemoryCheckpoints
-from main.base.jobs.context import JobContext
+from main.base.jobs.interrupts import SHUTDOWN
 from main.db.engine import Database
 from main.errors import JobDefinitionError, JobInterrupted, MaxResumptionsExceededError
 

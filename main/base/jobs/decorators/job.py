@@ -90,9 +90,9 @@ def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None
         return isinstance(value, int | float) and not isinstance(value, bool)
 
     inferred = _schema_from_generic(cls)
-    schema, max_retries, backoff, jitter = options["schema"], options["max_retries"], options["backoff"], options["jitter"]
-    base_delay, max_delay, timeout = options["base_delay"], options["max_delay"], options["timeout"]
-    queue, priority = options["queue"], options["priority"]
+    schema, max_retries, backoff = options["schema"], options["max_retries"], options["backoff"]
+    base_delay, max_delay, jitter = options["base_delay"], options["max_delay"], options["jitter"]
+    timeout, queue, priority = options["timeout"], options["queue"], options["priority"]
     if not label or not isinstance(label, str) or len(label) > 200:
         return "option 'name' must be a non-empty string of at most 200 characters"
     if schema is None and inferred is None:
