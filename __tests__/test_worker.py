@@ -93,14 +93,17 @@ async def test_higher_priority_runs_first_and_queues_filter(make_queue: QueueFac
     assert status_of(queue, other_queue) == JobStatus.PENDING  # "default" is not served by this worker
 
 
-async def test_timeout_cancels_a_hanging_job_and_counts_an_attempt(queue: JobQueue) -> None:
+async def test_timeout_cancels_a_hanging_job_and_counts_an_attempt(
+    make_queue: QueueFactory, clock: FrozenClock
+) -> None:
+    queue = make_queue(clock=clock)  # the timeout is real time; the retry's run_at is on the frozen clock
     job_id = await TimeoutJob.perform_later({"seconds": 30})
     with anyio.fail_after(10):
         await queue.run(burst=True)
     job = queue.store.get(job_id)
     assert (job.status, job.attempts) == (JobStatus.PENDING, 1)
     assert "timed out after 0.2s" in (job.last_error or "")
-    await anyio.sleep(0.02)  # the fixed 0.01 s backoff
+    clock.advance(0.01)  # the fixed 0.01 s backoff
     await queue.run(burst=True)
     job = queue.store.get(job_id)
     assert (job.status, job.attempts) == (JobStatus.FAILED, 2)
