@@ -291,11 +291,11 @@ class JobQueue:
         settings = self.settings
         self._next_heartbeat = time.monotonic() + min(settings.poll_interval, settings.lease_seconds / 3)
         lease_until = self.clock.now() + timedelta(seconds=settings.lease_seconds)
-        beat = await anyio.to_thread.run_sync(self.store.heartbeat, self.worker_id, list(self._running), lease_until)
+        running = dict(self._running)  # the executions this heartbeat speaks for, not any claimed meanwhile
+        beat = await anyio.to_thread.run_sync(self.store.heartbeat, self.worker_id, list(running), lease_until)
         for reason, job_ids in ((StopReason.CANCELLED, beat.cancel_requested), (StopReason.LEASE_LOST, beat.lost)):
             for job_id in job_ids:
-                if job_id in self._running:
-                    self._running[job_id].stop(reason)
+                running[job_id].stop(reason)
 
     async def _maintain(self) -> None:
         """Requeue jobs of dead workers (every lease/2) and delete old finished jobs (every cleanup_interval)."""
