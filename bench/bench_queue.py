@@ -97,6 +97,7 @@ def cross_process_latency(queue: JobQueue, url: str, tmp: Path, samples: int, po
         time.sleep(2.0)  # start-up
         results = []
         for n in range(samples):
+            time.sleep(0.3)  # let the worker go idle: its last job's wake-up tick is over
             stamp = tmp / f"out-{n}"
             BenchStampJob.perform_later_sync({"path": str(stamp), "enqueued_at": time.time()})
             results.append(anyio.run(read_stamp, stamp))
