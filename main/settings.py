@@ -5,7 +5,7 @@ seconds as a number (``0.05``) or with a unit (``250ms``, ``30s``, ``10m``, ``12
 """
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
-    def load(cls, **overrides: object) -> "Settings":
+    def load(cls, **overrides: Any) -> "Settings":
         """Read the environment, overridden by keyword arguments. A bad value raises SettingsError naming
         the variable."""
         try:

@@ -1,7 +1,7 @@
 """The `jobqueue` command line. User mistakes exit 1 with one line on stderr, never a traceback."""
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import OperationalError
@@ -26,7 +26,7 @@ JobsModule = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
-def open_queue(jobs_module: str | None = None, **overrides: object) -> JobQueue:
+def open_queue(jobs_module: str | None = None, **overrides: Any) -> JobQueue:
     """Build this process's queue from the environment plus command-line overrides."""
     if jobs_module:
         overrides["jobs_module"] = jobs_module

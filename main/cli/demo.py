@@ -6,7 +6,7 @@ import os
 import signal
 import socket
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import typer
@@ -33,7 +33,7 @@ app.add_typer(demo_app, name="demo")
 
 def demo_queue() -> JobQueue:
     """The queue of the demo: short intervals so that it moves quickly, the demo database unless one is set."""
-    overrides: dict[str, object] = {"jobs_module": "main.jobs"}
+    overrides: dict[str, Any] = {"jobs_module": "main.jobs"}
     defaults = {"database_url": DEMO_DATABASE, "poll_interval": 0.1, "lease_seconds": 3.0}
     for name, value in defaults.items():
         if f"JOBQUEUE_{name.upper()}" not in os.environ:

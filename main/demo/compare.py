@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from main.base.jobs.continuation import Checkpoint, ContinuableJob
+from main.base.jobs.continuation import Checkpoint
 from main.base.jobs.continuation.testing import interrupt_after_items, run_job
 from main.demo.catalog import PAIRS
 from main.demo.checks import exactly_once
@@ -36,7 +36,7 @@ async def compare_styles(queue: JobQueue, item_delay: float = 0.0) -> list[Style
     return runs
 
 
-async def _run(queue: JobQueue, job_class: type[ContinuableJob[Any]], style: str, item_delay: float) -> StyleRun:
+async def _run(queue: JobQueue, job_class: Any, style: str, item_delay: float) -> StyleRun:
     job_id = await job_class.perform_later({"item_delay": item_delay})
     started = time.perf_counter()
     first = await run_job(job_id, interrupt=interrupt_after_items(5))

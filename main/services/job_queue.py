@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
+from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs import BaseJob, JobRequest, validate_payload
 from main.base.jobs.continuation.sinks import RowCheckpoints
@@ -252,7 +253,7 @@ class JobQueue:
                 del self._running[job.id]  # type: ignore[arg-type]
             self._waker.wake()  # a slot is free
 
-    async def _record(self, job: Job, outcome: Outcome, log: Any) -> None:
+    async def _record(self, job: Job, outcome: Outcome, log: FilteringBoundLogger) -> None:
         """Write the outcome of one attempt: completed, retry later, failed, cancelled or released."""
         store, now, job_id = self.store, self.clock.now(), job.id
 

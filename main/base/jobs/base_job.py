@@ -84,7 +84,7 @@ class BaseJob(ABC, Generic[P]):
         """Run inline, now, in this process: validated, with the job's timeout, no row written."""
         options = cls._options()
         instance = cls(JobContext(job_type=options.name, max_retries=options.max_retries, queue=options.queue))
-        return await instance.invoke(validate_payload(cls, payload))
+        return await instance.invoke(validate_payload(cls, payload))  # type: ignore[arg-type]
 
     # -- enqueue (sync twins: block the calling thread) ------------------------------------------------
 

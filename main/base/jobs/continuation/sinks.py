@@ -12,6 +12,7 @@ import anyio.to_thread
 from sqlmodel import Session
 
 from main.db.engine import Database
+from main.db.store import JobStore
 from main.errors import LeaseLostError
 
 DbWrite = Callable[[Session], None]
@@ -28,7 +29,7 @@ class CheckpointSink(Protocol):
 class RowCheckpoints:
     """The checkpoint lives in the job's row; writing it requires still owning the job."""
 
-    def __init__(self, store: Any, job_id: int, worker_id: str, initial: dict[str, Any] | None,
+    def __init__(self, store: JobStore, job_id: int, worker_id: str, initial: dict[str, Any] | None,
                  now: Callable[[], datetime]) -> None:
         self.store, self.job_id, self.worker_id, self.initial, self._now = store, job_id, worker_id, initial, now
 

@@ -63,7 +63,7 @@ def job(
     def decorate(cls: J) -> J:
         from main.base.jobs.base_job import BaseJob
 
-        label = name or getattr(cls, "__name__", repr(cls))
+        label = str(name or getattr(cls, "__name__", repr(cls)))
         if not (inspect.isclass(cls) and issubclass(cls, BaseJob)):
             raise JobDefinitionError(f"@job({label!r}) decorates {cls!r}, which is not a BaseJob subclass")
         problem = _first_problem(cls, label, raw_options)
