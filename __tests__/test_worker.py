@@ -309,3 +309,30 @@ async def test_get_status(queue: JobQueue) -> None:
         assert busy.running[0].type == "SleepJob" and busy.running[0].worker_id == queue.worker_id
         assert busy.uptime_seconds is not None and busy.uptime_seconds > 0
         await queue.cancel_job(sleeper)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_worker_survives_a_database_outage(
+    make_queue: QueueFactory, database_url: str, postgres_admin_url: str
+) -> None:
+    import psycopg
+    from sqlalchemy import make_url
+
+    name = make_url(database_url).database
+    queue = make_queue(poll_interval=0.05)
+
+    def outage(allow: bool) -> None:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+            if not allow:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+
+    async with running(queue):
+        before = await NoopJob.perform_later({"n": 1})
+        await eventually(lambda: status_of(queue, before) == JobStatus.COMPLETED)
+        await anyio.to_thread.run_sync(outage, False)
+        await anyio.sleep(0.5)  # the worker's ticks fail here, and it keeps going
+        await anyio.to_thread.run_sync(outage, True)
+        after = await NoopJob.perform_later({"n": 2})
+        await eventually(lambda: status_of(queue, after) == JobStatus.COMPLETED, timeout=40)

@@ -5,6 +5,7 @@ leases of its running jobs alive, claims what is due up to the concurrency limit
 the task group, and records each outcome. Between ticks it sleeps for the poll interval or until woken.
 """
 
+import contextlib
 import importlib
 import os
 import signal
@@ -21,9 +22,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
+from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
-from main.base.jobs import BaseJob, JobRequest, validate_payload
+from main.base.jobs import Backoff, BaseJob, JobRequest, validate_payload
 from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.clock import Clock, SystemClock
@@ -149,11 +151,17 @@ class JobQueue:
                 services.start_soon(self.database.dialect.listen_for_new_jobs, self._waker.wake)
                 task_status.started()
                 async with anyio.create_task_group() as jobs:
+                    outage = 0  # consecutive ticks that failed because the database was unreachable
                     while not self._stopping:
                         # Taken before claiming: a job that finishes while the claim runs may have
                         # put itself back (a retry, a pause) after the claim's snapshot.
                         busy = bool(self._running)
-                        claimed = await self._poll_iteration(jobs)
+                        try:
+                            claimed, outage = await self._poll_iteration(jobs), 0
+                        except DBAPIError as exc:
+                            outage += 1
+                            await self._wait_out_outage(exc, outage)
+                            continue
                         if burst and not claimed and not busy:
                             break
                         await self._waker.wait(self.settings.poll_interval)
@@ -218,6 +226,14 @@ class JobQueue:
         await self._execute(running)
         return await self.get_job(running.job.id)  # type: ignore[arg-type]
 
+    async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:
+        """The database is unreachable: keep running jobs going, retry with backoff, never crash the worker."""
+        delay = Backoff("exponential", base_delay=self.settings.poll_interval, max_delay=_MAX_OUTAGE_WAIT).delay(
+            failures
+        )
+        self.log.error("database_unavailable", error=str(error.orig).strip(), failures=failures, retry_in=delay)
+        await self._waker.wait(delay)
+
     async def _poll_iteration(self, jobs: TaskGroup) -> int:
         """One tick: keep leases, recover dead workers' jobs, clean up, then claim and start due jobs."""
         await self._renew_leases()
@@ -245,7 +261,11 @@ class JobQueue:
         try:
             outcome = await run_job(running, self._registry.get(job.type), self.database, checkpoints)
             with anyio.CancelScope(shield=True):
-                await self._record(job, outcome, log.bind(duration=round(time.monotonic() - started, 4)))
+                try:
+                    await self._record(job, outcome, log.bind(duration=round(time.monotonic() - started, 4)))
+                except DBAPIError as exc:
+                    log.error("job_outcome_not_recorded", error=str(exc.orig).strip(),
+                              note="the database is unreachable; the lease expires and the job runs again")
         finally:
             # The outcome is committed, so this worker may already have claimed the job again (a resumable
             # job that paused): only forget this execution, not a newer one of the same job.
@@ -319,7 +339,8 @@ class JobQueue:
             self.log.info("worker_draining", running=len(self._running), timeout=self.settings.shutdown_timeout)
         with anyio.move_on_after(self.settings.shutdown_timeout):
             while self._running:
-                await self._renew_leases()
+                with contextlib.suppress(DBAPIError):  # an outage while draining: the jobs go on regardless
+                    await self._renew_leases()
                 await self._waker.wait(self.settings.poll_interval)
         for running in list(self._running.values()):
             running.stop(StopReason.SHUTDOWN)
@@ -415,6 +436,8 @@ def _run_at(request: JobRequest, now: datetime) -> datetime:
         return now + delay
     return now
 
+
+_MAX_OUTAGE_WAIT = 30.0  # seconds between attempts to reach a database that is down
 
 _instance: JobQueue | None = None
 _instance_lock = threading.Lock()
