@@ -256,3 +256,16 @@ def test_jobs_show_and_status_print_the_checkpoint(queue: JobQueue, database_url
     assert (progress["step"], progress["cursor"], progress["done"], progress["resumptions"]) == ("iterate", 4, 4, 1)
     table = run_cli(database_url, "jobs", "show", str(job_id), JOBQUEUE_JOBS_MODULE="main.jobs")
     assert "iterate 4/? (cursor 4), resumed 1x" in table.stdout
+
+
+async def test_retrying_a_failed_resumable_job_resumes_from_its_checkpoint(queue: JobQueue) -> None:
+    job_id = await TooManyRunsJob.perform_later({"count": 50, "item_delay": 0.02})
+    await queue.run(burst=True)
+    first = logged(queue, "TooManyRunsJob")
+    assert queue.store.get(job_id).status == JobStatus.FAILED and 0 < len(first) < 50
+    await queue.retry_job(job_id)
+    row = await run_job(job_id)
+    again = logged(queue, "TooManyRunsJob")
+    assert again[: len(first)] == first and len(again) > len(first)  # continued after the checkpoint
+    assert len(again) == len(set(again))
+    assert row.status == JobStatus.FAILED  # the resumption count is kept: max_resumptions stops it again
