@@ -35,9 +35,9 @@ class RunningJob:
     stop_reason: StopReason | None = None
 
     def stop(self, reason: StopReason) -> None:
+        """Stop at once (the scope is cancelled); the graceful request goes through `signal` instead."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.signal.request(reason.value)
             self.scope.cancel()
 
 

@@ -169,10 +169,10 @@ class ContinuableJob(BaseJob[P]):
             await self.on_shutdown(stop.reason)
             raise
         except Exception as error:
-            await self._save()  # keep the items that did finish; the retry resumes after them
             if self.resume_errors_after_advancing and self._advanced_this_run:
                 self.context.log.warning("error_after_advancing_resumes", error=f"{type(error).__name__}: {error}")
                 await self._interrupt(f"error after advancing: {type(error).__name__}: {error}")
+            await self._save()  # keep the items that did finish; the retry resumes after them
             raise
         except BaseException:  # cancelled (shutdown timeout, cancel_job): keep what finished, then go on
             with anyio.CancelScope(shield=True):
