@@ -269,3 +269,17 @@ async def test_retrying_a_failed_resumable_job_resumes_from_its_checkpoint(queue
     assert again[: len(first)] == first and len(again) > len(first)  # continued after the checkpoint
     assert len(again) == len(set(again))
     assert row.status == JobStatus.FAILED  # the resumption count is kept: max_resumptions stops it again
+
+
+async def test_on_shutdown_is_called_when_an_error_resumes_the_job(queue: JobQueue) -> None:
+    seen: list[str] = []
+
+    async def record(self: Any, reason: str) -> None:
+        seen.append(reason)
+
+    ResumingOnErrorJob.on_shutdown = record  # type: ignore[method-assign]
+    try:
+        await run_job(await ResumingOnErrorJob.perform_later({"count": 5, "fail_at": 3}))
+    finally:
+        del ResumingOnErrorJob.on_shutdown
+    assert seen == ["error after advancing: RuntimeError: item 3 failed"]

@@ -164,9 +164,19 @@ class ContinuableJob(BaseJob[P]):
         self.payload = payload
         await (self.on_resume() if self.checkpoint.progressed else self.on_start())
         try:
-            result = await super().invoke(payload)
+            result = await self._perform_keeping_progress(payload)
         except JobInterrupted as stop:
             await self.on_shutdown(stop.reason)
+            raise
+        await self._save()
+        await self.on_complete()
+        return result
+
+    async def _perform_keeping_progress(self, payload: P) -> Any:
+        """`perform` under the timeout; whatever happens, the items that finished stay done."""
+        try:
+            return await super().invoke(payload)
+        except JobInterrupted:
             raise
         except Exception as error:
             if self.resume_errors_after_advancing and self._advanced_this_run:
@@ -180,9 +190,6 @@ class ContinuableJob(BaseJob[P]):
                     self._count_resumption(SHUTDOWN)
                 await self._save()
             raise
-        await self._save()
-        await self.on_complete()
-        return result
 
     async def _item_done(self, step: Step) -> None:
         self._done_writes += self._item_writes
