@@ -23,26 +23,20 @@ from main.base.jobs.continuation.testing import interrupt_after_items, interrupt
 from main.clock import FrozenClock
 from main.db.entities import CustomerReport, Order, OrderStatus, ProcessingLog
 from main.db.entities.job import JobStatus
+from main.demo.catalog import DEMO_JOBS, PAIRS
 from main.demo.seed import create_tables, reset_orders, seed
-from main.jobs import (
-    JOBS as DEMO_JOBS,
-)
-from main.jobs import (
-    BatchEmailIterationJob,
-    BatchEmailJob,
-    GenerateReportsIterationJob,
-    GenerateReportsJob,
-    ProcessOrdersIterationJob,
-    ProcessOrdersJob,
-)
+from main.jobs import JOBS
 from main.services.job_queue import JobQueue
 
 pytestmark = pytest.mark.anyio
 
+[(_, ProcessOrdersJob, ProcessOrdersIterationJob), (_, GenerateReportsJob, GenerateReportsIterationJob),
+ (_, BatchEmailJob, BatchEmailIterationJob)] = PAIRS
+
 
 @pytest.fixture
 def queue(make_queue: QueueFactory, clock: FrozenClock) -> JobQueue:
-    queue = make_queue(clock=clock, jobs=[*DEMO_JOBS, *TEST_JOBS])
+    queue = make_queue(clock=clock, jobs=[*JOBS, *TEST_JOBS])
     queue.store.ensure_schema()
     seed(queue.database, "quick", all_pending=True)
     return queue
@@ -58,15 +52,10 @@ def checkpoint(queue: JobQueue, job_id: int) -> Checkpoint:
     return Checkpoint.model_validate(queue.store.get(job_id).checkpoint)
 
 
-# (job class, payload, items in all) for the six demo jobs on the quick data set
-SIX = [
-    (ProcessOrdersJob, {}, 100),
-    (ProcessOrdersIterationJob, {}, 100),
-    (GenerateReportsJob, {}, 100),
-    (GenerateReportsIterationJob, {}, 100),
-    (BatchEmailJob, {}, 10),  # 500 recipients in batches of 50
-    (BatchEmailIterationJob, {}, 10),
-]
+# (job class, payload, items in all) for the six demo jobs on the quick data set: 100 orders, 100 orders of
+# customers, 500 recipients in batches of 50
+ITEMS = {"process-orders": 100, "generate-reports": 100, "batch-email": 10}
+SIX = [(job_class, {}, ITEMS[alias.removesuffix("-iteration")]) for alias, job_class in DEMO_JOBS.items()]
 
 
 @pytest.mark.parametrize(("job_class", "payload", "items"), SIX, ids=[s[0].__name__ for s in SIX])
