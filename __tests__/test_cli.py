@@ -87,7 +87,8 @@ def test_bad_setting_is_named(sqlite_url: str) -> None:
 
 def test_cancel_retry_and_cleanup(queue: JobQueue, database_url: str) -> None:
     pending = NoopJob.perform_later_sync({"n": 1})
-    assert "cancelled" in run_cli(database_url, "jobs", "cancel", str(pending)).stdout
+    cancelled = json.loads(run_cli(database_url, "jobs", "cancel", str(pending), "--json").stdout)
+    assert cancelled == {"id": pending, "status": "cancelled", "cancel_requested": False}
     assert queue.store.get(pending).status == JobStatus.CANCELLED
     again = run_cli(database_url, "jobs", "cancel", str(pending))
     assert again.returncode == 1 and "already cancelled" in again.stderr

@@ -217,6 +217,9 @@ async def test_progress_is_visible_in_status(queue: JobQueue) -> None:
     summary = checkpoint(queue, job_id).summary()
     assert summary == {"step": "iterate", "cursor": 4, "done": 4, "total": None, "resumptions": 1,
                        "finished_steps": []}
+    queue.store.claim("another-worker", (), 1, queue.clock.now(), queue.clock.now(), job_id=job_id)  # running now
+    status = await queue.get_status()
+    assert status.progress == {job_id: summary}
 
 
 async def test_perform_now_runs_a_resumable_job_inline(queue: JobQueue) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from main.cli import AsJson, app, open_queue
-from main.cli.output import console, print_job, print_jobs
+from main.cli.output import console, print_job, print_jobs, print_json
 from main.db.entities import JobStatus
 
 jobs_app = typer.Typer(help="List, show, cancel and retry jobs.", no_args_is_help=True)
@@ -32,17 +32,22 @@ def show(job_id: JobId, as_json: AsJson = False) -> None:
 
 
 @jobs_app.command("cancel")
-def cancel(job_id: JobId) -> None:
+def cancel(job_id: JobId, as_json: AsJson = False) -> None:
     """Cancel a pending job, or ask the worker running it to stop it."""
     new_status = open_queue().cancel_job_sync(job_id)
-    if new_status == JobStatus.RUNNING:
+    if as_json:
+        print_json({"id": job_id, "status": new_status.value, "cancel_requested": new_status == JobStatus.RUNNING})
+    elif new_status == JobStatus.RUNNING:
         console.print(f"job {job_id} is running: its worker will cancel it within one poll interval")
     else:
         console.print(f"job {job_id} cancelled")
 
 
 @jobs_app.command("retry")
-def retry(job_id: JobId) -> None:
-    """Run a failed or cancelled job again, with a fresh retry budget."""
+def retry(job_id: JobId, as_json: AsJson = False) -> None:
+    """Run a failed or cancelled job again, with a fresh retry budget (a resumable job keeps its checkpoint)."""
     open_queue().retry_job_sync(job_id)
-    console.print(f"job {job_id} is pending again")
+    if as_json:
+        print_json({"id": job_id, "status": JobStatus.PENDING.value})
+    else:
+        console.print(f"job {job_id} is pending again")

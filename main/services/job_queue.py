@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs import Backoff, BaseJob, JobRequest, validate_payload
+from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.clock import Clock, SystemClock
@@ -49,6 +50,11 @@ class QueueStatus:
     counts_by_status: dict[str, int]
     counts_by_queue: dict[str, dict[str, int]]
     running: list[Job] = field(default_factory=list)
+
+    @property
+    def progress(self) -> dict[int, dict[str, Any]]:
+        """Resumable running jobs by id: step, cursor, done, total, resumptions."""
+        return {job.id: summary for job in self.running if job.id and (summary := checkpoint_summary(job.checkpoint))}
 
 
 class JobQueue:
