@@ -12,6 +12,7 @@ import pytest
 from __tests__.conftest import QueueFactory
 from __tests__.support.jobs import (
     FailingJob,
+    FanOutJob,
     LinearFailingJob,
     NoopJob,
     Nothing,
@@ -207,6 +208,17 @@ async def test_enqueue_wakes_an_idle_worker_at_once(make_queue: QueueFactory) ->
         await anyio.sleep(0.1)  # the worker is now asleep for a minute
         job_id = await NoopJob.perform_later({"n": 1})
         await eventually(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=5)
+
+
+async def test_a_sync_job_enqueues_from_its_thread_and_wakes_the_worker(make_queue: QueueFactory) -> None:
+    queue = make_queue(poll_interval=60)
+    async with running(queue):
+        await anyio.sleep(0.1)
+        parent = await FanOutJob.perform_later({"children": 3, "hold": 2})
+        # the children run while the parent still holds its slot: only the enqueue's wake-up explains that
+        await eventually(lambda: queue.get_status_sync().counts_by_status["completed"] == 3, timeout=1.5)
+        assert status_of(queue, parent) == JobStatus.RUNNING
+    assert status_of(queue, parent) == JobStatus.COMPLETED
 
 
 async def test_stop_lets_running_jobs_finish(queue: JobQueue) -> None:

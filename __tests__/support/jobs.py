@@ -90,10 +90,24 @@ class SyncJob(BaseJob[Nothing]):
         return payload.n * 2
 
 
+class FanOut(BaseModel):
+    children: int
+    hold: float = 0.0  # keep running this long after enqueueing
+
+
+@job(name="FanOutJob")
+class FanOutJob(BaseJob[FanOut]):
+    def perform(self, payload: FanOut) -> list[int]:  # sync, in a worker thread: enqueues with the sync twin
+        ids = NoopJob.perform_bulk_sync([{"n": n} for n in range(payload.children)])
+        time.sleep(payload.hold)
+        return ids
+
+
 @job(name="PriorityJob", queue="reports")
 class PriorityJob(BaseJob[Record]):
     async def perform(self, payload: Record) -> None:
         _append(payload.path, str(self.context.job_id))
 
 
-JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, PriorityJob]
+JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
+        PriorityJob]
