@@ -42,24 +42,25 @@ class Enumerators:
     ) -> AsyncIterator[Pair]:
         """Rows of a SQLModel select, by keyset on the primary key (or on `order_by`, a unique column list);
         the cursor is the last row's key (a list for several columns)."""
+        key = _Keyset(statement, order_by)
         async for batch, _ in self.batches(statement, cursor, order_by=order_by, size=batch_size):
             for record in batch:
-                yield record, self._key(record, statement, order_by)
+                yield record, key.of(record)
 
     async def batches(
         self, statement: Select[Any], cursor: Any = None, *, order_by: Sequence[Any] | None = None, size: int = 50,
     ) -> AsyncIterator[Pair]:
         """Lists of up to `size` rows; the cursor is the key of a batch's last row, so an interrupted job
         resumes at the next batch."""
-        columns = _key_columns(statement, order_by)
+        key = _Keyset(statement, order_by)
         while True:
-            query = statement.order_by(None).order_by(*columns).limit(size)
+            query = statement.order_by(None).order_by(*key.columns).limit(size)
             if cursor is not None:
-                query = query.where(_after(columns, cursor))
+                query = query.where(key.after(cursor))
             batch = await anyio.to_thread.run_sync(self._fetch, query)
             if not batch:
                 return
-            cursor = self._key(batch[-1], statement, order_by)
+            cursor = key.of(batch[-1])
             yield batch, cursor
             if len(batch) < size:
                 return
@@ -83,21 +84,21 @@ class Enumerators:
         with self.database.transaction() as session:
             return list(session.scalars(query))
 
-    @staticmethod
-    def _key(record: Any, statement: Select[Any], order_by: Sequence[Any] | None) -> Any:
-        names = [column.key for column in _key_columns(statement, order_by)]
-        values = [getattr(record, name) for name in names]
+
+class _Keyset:
+    """The unique, ordered key a select is paged by: the primary key, or the `order_by` columns."""
+
+    def __init__(self, statement: Select[Any], order_by: Sequence[Any] | None) -> None:
+        entity = statement.column_descriptions[0]["entity"]
+        self.columns = list(order_by) if order_by else list(inspect(entity).primary_key)
+        self._names = [column.key for column in self.columns]
+
+    def of(self, record: Any) -> Any:
+        """The cursor after `record`: its key value (a list for several columns)."""
+        values = [getattr(record, name) for name in self._names]
         return values[0] if len(values) == 1 else values
 
-
-def _key_columns(statement: Select[Any], order_by: Sequence[Any] | None) -> list[Any]:
-    if order_by:
-        return list(order_by)
-    entity = statement.column_descriptions[0]["entity"]
-    return list(inspect(entity).primary_key)
-
-
-def _after(columns: Sequence[Any], cursor: Any) -> ColumnElement[bool]:
-    if len(columns) == 1:
-        return columns[0] > (cursor[0] if isinstance(cursor, list | tuple) else cursor)
-    return tuple_(*columns) > tuple_(*cursor)
+    def after(self, cursor: Any) -> ColumnElement[bool]:
+        if len(self.columns) == 1:
+            return self.columns[0] > (cursor[0] if isinstance(cursor, list | tuple) else cursor)
+        return tuple_(*self.columns) > tuple_(*cursor)
