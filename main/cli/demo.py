@@ -145,7 +145,7 @@ def interrupt(
     if after:
         time.sleep(after)
     while True:
-        running = [job for job in queue.store.list_jobs([JobStatus.RUNNING]) if job.type in DEMO_TYPES]
+        running = queue.store.list_jobs([JobStatus.RUNNING], types=DEMO_TYPES)
         if running and (at_item is None or max(_done(job) for job in running) >= at_item):
             break
         if time.monotonic() > deadline:
@@ -252,7 +252,7 @@ def _clean(queue: JobQueue) -> int:
 
 
 def _done(job: Job) -> int:
-    return sum(step.done for step in Checkpoint.model_validate(job.checkpoint or {}).steps.values())
+    return Checkpoint.model_validate(job.checkpoint or {}).items_done
 
 
 def _local_pids(jobs: list[Job]) -> set[int]:
@@ -265,7 +265,7 @@ def _find_job(queue: JobQueue, job: str) -> Job:
     if job.isdigit():
         return queue.store.get(int(job))
     job_type = demo_job(job).options.name
-    rows = [row for row in queue.store.list_jobs(limit=1000) if row.type == job_type]
+    rows = queue.store.list_jobs(limit=1, types=[job_type])
     if not rows:
         raise JobQueueError(f"no {job_type} job yet; start one with `jobqueue demo run {job}`")
     return rows[0]

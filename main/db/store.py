@@ -243,17 +243,21 @@ class JobStore:
         with self._transaction() as session:
             job = session.get(Job, job_id)
         if job is None:
-            raise JobNotFoundError(f"no job with id {job_id} (finished jobs are deleted after the retention period)")
+            raise _not_found(job_id)
         return job
 
     def list_jobs(
-        self, statuses: Sequence[JobStatus] = (), queue: str | None = None, limit: int = 50
+        self, statuses: Sequence[JobStatus] = (), queue: str | None = None, limit: int = 50,
+        types: Sequence[str] = (),
     ) -> list[Job]:
+        """The newest jobs first, filtered by any of status, queue and type."""
         query = select(Job).order_by(col(Job.id).desc()).limit(limit)
         if statuses:
             query = query.where(col(Job.status).in_(statuses))
         if queue:
             query = query.where(Job.queue == queue)
+        if types:
+            query = query.where(col(Job.type).in_(types))
         with self._transaction() as session:
             return list(session.exec(query))
 
@@ -290,5 +294,9 @@ class JobStore:
     def _get_for_update(session: Session, job_id: int) -> Job:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
-            raise JobNotFoundError(f"no job with id {job_id} (finished jobs are deleted after the retention period)")
+            raise _not_found(job_id)
         return job
+
+
+def _not_found(job_id: int) -> JobNotFoundError:
+    return JobNotFoundError(f"no job with id {job_id} (finished jobs are deleted after the retention period)")

@@ -45,7 +45,7 @@ async def _run(queue: JobQueue, job_class: Any, style: str, item_delay: float) -
     row = await run_job(job_id)
     seconds = time.perf_counter() - started
     state = Checkpoint.model_validate(row.checkpoint)
-    items = sum(step.done for step in state.steps.values())
+    items = state.items_done
     proof = exactly_once(queue.database, job_class.options.name)
     return StyleRun(
         job_type=job_class.options.name, style=style, items=items, seconds=seconds, checkpoints=state.saves,

@@ -48,5 +48,5 @@ def queue_table(queue: JobQueue) -> Table:
 
 def dashboard(queue: JobQueue, job_types: Sequence[str]) -> Group:
     """Every demo job that is running or pending, or finished most recently, with the shop and the queue."""
-    jobs = [job for job in queue.store.list_jobs(limit=50) if job.type in job_types][:8]
+    jobs = queue.store.list_jobs(limit=8, types=job_types)
     return Group(progress_table(jobs), shop_table(queue.database), queue_table(queue))

@@ -61,7 +61,7 @@ def _interrupt_and_resume(
     job_id = job_class.perform_later_sync({"item_delay": ITEM_DELAY})
     console.print(f"enqueued {job_class.options.name} as job {job_id}; starting worker A")
     worker = WorkerProcess(queue.settings)
-    _watch(queue, job_id, until=lambda state, row: _done(state) >= STOP_AT)
+    _watch(queue, job_id, until=lambda state, row: state.items_done >= STOP_AT)
     worker.stop(signum)
     console.print(f"worker A (pid {worker.pid}) got {signal.Signals(signum).name}; exit code {worker.exit_code}")
     row = queue.store.get(job_id)
@@ -93,7 +93,3 @@ def _watch(queue: JobQueue, job_id: int, until: Any, timeout: float = 60) -> Che
             time.sleep(0.1)
     console.print()
     return state
-
-
-def _done(state: Checkpoint) -> int:
-    return sum(step.done for step in state.steps.values())

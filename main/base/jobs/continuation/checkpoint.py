@@ -28,6 +28,11 @@ class Checkpoint(BaseModel):
     interrupted_by: str | None = None
 
     @property
+    def items_done(self) -> int:
+        """Items advanced over all steps and runs."""
+        return sum(step.done for step in self.steps.values())
+
+    @property
     def progressed(self) -> bool:
         return any(step.done or step.finished for step in self.steps.values())
 
