@@ -7,8 +7,6 @@ skipped with the reason, except under CI=true, where that is a failure.
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ from psycopg import sql
 
 from __tests__.support.jobs import JOBS
 from main.clock import FrozenClock
+from main.demo.worker_process import WorkerProcess
 from main.services.job_queue import JobQueue, reset_job_queue, set_job_queue
 from main.settings import Settings
 
@@ -118,56 +117,22 @@ def queue(make_queue: QueueFactory) -> JobQueue:
     return make_queue()
 
 
-class WorkerProcess:
-    """`python -m main.cli worker` in a real child process, with its stderr (the logs) kept in a file."""
-
-    def __init__(self, database_url: str, log_path: Path, *args: str, **env: str) -> None:
-        self.log_path = log_path
-        environment = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "JOBQUEUE_DATABASE_URL": database_url,
-            "JOBQUEUE_JOBS_MODULE": "__tests__.support.jobs",
-            "JOBQUEUE_POLL_INTERVAL": "0.02",
-            "JOBQUEUE_LOG_FORMAT": "json",
-            **env,
-        }
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "main.cli", "worker", *args], cwd=ROOT, env=environment,
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float = 30) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._log.close()
-
-    def logs(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.wait()
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
     def start(database_url: str, *args: str, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(database_url, tmp_path / f"worker{len(workers)}.log", *args, **env)
+        """A worker process on `database_url` running the test jobs, with JSON logs kept in a file."""
+        settings = {"PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url,
+                    "JOBQUEUE_JOBS_MODULE": "__tests__.support.jobs", "JOBQUEUE_POLL_INTERVAL": "0.02",
+                    "JOBQUEUE_LOG_FORMAT": "json", **env}
+        worker = WorkerProcess(settings, *args, output=tmp_path / f"worker{len(workers)}.log", cwd=ROOT)
         workers.append(worker)
         return worker
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.stop(signal.SIGKILL)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.02) -> Any:

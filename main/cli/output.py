@@ -75,7 +75,7 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
         "running": [
             {"id": job.id, "type": job.type, "attempt": job.attempts, "worker_id": job.worker_id,
              "started_at": job.started_at.isoformat() if job.started_at else None,
-             "progress": checkpoint_summary(job.checkpoint)}
+             "progress": status.progress.get(job.id or 0)}
             for job in status.running
         ],
     }

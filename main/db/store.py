@@ -286,7 +286,7 @@ class JobStore:
         )
         with self._transaction() as session:
             changed = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-            if changed and values.get("status") == JobStatus.PENDING:
+            if changed and values.get("status") == JobStatus.PENDING and values.get("run_at", now) <= now:
                 self.database.dialect.announce_new_jobs(session.connection())
             return changed
 

@@ -32,7 +32,7 @@ def run_basics(queue: JobQueue) -> None:
         console.print(f"rejected before writing anything: [red]{exc}[/red]")
 
     console.rule("2. a real worker process works through them")
-    with WorkerProcess(queue.settings) as worker:
+    with WorkerProcess.for_settings(queue.settings) as worker:
         deadline = time.monotonic() + SETTLE_TIMEOUT
         while not _settled(queue):
             if time.monotonic() > deadline:

@@ -45,12 +45,12 @@ def run_story(queue: JobQueue) -> bool:
     table = Table()
     for column in ("job", "processed", "distinct", "duplicates", "verdict"):
         table.add_column(column, no_wrap=True)
-    for job_type, proof in results:
-        ok = proof.processed == proof.distinct == 100
+    verdicts = [proof.processed == proof.distinct == 100 for _, proof in results]  # 100 orders were seeded
+    for (job_type, proof), ok in zip(results, verdicts, strict=True):
         table.add_row(job_type, str(proof.processed), str(proof.distinct), str(proof.duplicates),
                       "[green]each order exactly once[/green]" if ok else "[red]WRONG[/red]")
     console.print(table)
-    return all(proof.processed == proof.distinct == 100 for _, proof in results)
+    return all(verdicts)
 
 
 def _interrupt_and_resume(
@@ -60,7 +60,7 @@ def _interrupt_and_resume(
     reset_orders(queue.database)
     job_id = job_class.perform_later_sync({"item_delay": ITEM_DELAY})
     console.print(f"enqueued {job_class.options.name} as job {job_id}; starting worker A")
-    worker = WorkerProcess(queue.settings)
+    worker = WorkerProcess.for_settings(queue.settings)
     _watch(queue, job_id, until=lambda state, row: state.items_done >= STOP_AT)
     worker.stop(signum)
     console.print(f"worker A (pid {worker.pid}) got {signal.Signals(signum).name}; exit code {worker.exit_code}")
@@ -71,7 +71,7 @@ def _interrupt_and_resume(
         console.print(f"the row still says running: worker B takes it over once the lease "
                       f"({queue.settings.lease_seconds:g}s) expires")
     console.print("starting worker B")
-    with WorkerProcess(queue.settings):
+    with WorkerProcess.for_settings(queue.settings):
         final = _watch(queue, job_id, until=lambda state, row: row.status == JobStatus.COMPLETED)
     row = queue.store.get(job_id)
     console.print(f"job {job_id} completed: {row.attempts} attempt(s) counted, {final.resumptions} graceful "
