@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
 from __tests__.support.jobs import JOBS
@@ -29,6 +30,11 @@ PG_CANDIDATES = [
     "postgresql://postgres@127.0.0.1:5432/test",
     "postgresql://root@127.0.0.1:5432/test",
 ]
+# Under CI the property tests draw the same examples every run: a failure there is reproducible, never luck.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    hypothesis_settings.load_profile("ci")
+
 FAST = {"poll_interval": 0.02, "lease_seconds": 2.0, "shutdown_timeout": 0.5, "cleanup_interval": 3600.0}
 
 

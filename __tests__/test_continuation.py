@@ -189,7 +189,7 @@ async def test_finished_steps_are_skipped_and_code_outside_steps_runs_each_time(
     row = await run_job(job_id)
     assert row.status == JobStatus.COMPLETED
     assert StepsJob.calls == ["on_resume", "perform", "start:slow_tail", "slow_tail", "done:slow_tail",
-                              "on_complete"]
+                              "on_shutdown", "on_complete"]
     assert logged(queue, "StepsJob") == ["process:1", "process:2", "process:3"]
 
 

@@ -53,6 +53,24 @@ class MaxResumptionsExceededError(NonRetryableError):
     """A resumable job was interrupted more often than its max_resumptions allows."""
 
 
+class ContinuationError(JobQueueError, NonRetryableError):
+    """A resumable job is built wrongly for what it was given (an enumerator, a cursor): it would fail the same
+    way on every retry, so it fails at once. The message names the job and the step."""
+
+
+class CursorError(ContinuationError):
+    """A cursor cannot be stored so that it comes back exactly as it was given."""
+
+
+class CheckpointWriteError(JobQueueError):
+    """A checkpoint (with the writes of its items) failed to commit earlier in this run; the run stops and the
+    job resumes from the last committed checkpoint. Retryable: the failure may be transient."""
+
+
+class EnumeratorError(ContinuationError):
+    """An enumerator cannot be iterated as asked (a select with its own ORDER BY or LIMIT, not pairs, ...)."""
+
+
 class LeaseLostError(JobQueueError):
     """This worker no longer owns the job (its lease expired and another worker took it over)."""
 

@@ -48,15 +48,12 @@ class BatchEmailJob(_Campaign, ContinuableJob[BatchEmail]):
 
 @job(name="BatchEmailIterationJob", max_retries=3, backoff="exponential", base_delay=1)
 class BatchEmailIterationJob(_Campaign, IterationJob[BatchEmail]):
-    async def perform(self, payload: BatchEmail) -> None:
-        self._campaign_id = await self.campaign_id()  # outside the step: runs on every run
-        await super().perform(payload)
-
-    def build_enumerator(self, payload: BatchEmail, cursor: Any) -> Enumerator:
-        return self.enumerate.batches(recipients(self._campaign_id), cursor=cursor, size=payload.batch_size)
+    async def build_enumerator(self, payload: BatchEmail, cursor: Any) -> Enumerator:
+        campaign_id = await self.campaign_id()
+        return self.enumerate.batches(recipients(campaign_id), cursor=cursor, size=payload.batch_size)
 
     async def count(self, payload: BatchEmail) -> int:
-        return await self.batches_total(self._campaign_id)
+        return await self.batches_total(await self.campaign_id())
 
     async def each_iteration(self, batch: list[CampaignRecipient], payload: BatchEmail) -> None:
         await anyio.sleep(payload.item_delay)

@@ -9,19 +9,32 @@ Both styles use it: a step-based job has one entry per step; an iteration job ha
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer, field_validator
+from pydantic_core import to_jsonable_python
+
+from main.base.jobs.continuation import cursor as cursor_codec
 
 
 class StepState(BaseModel):
-    cursor: Any = None  # any JSON value; a tuple cursor is stored as a list
+    cursor: Any = None  # the Python value; stored in the type-tagged JSON of continuation/cursor.py
     done: int = 0  # items advanced in this step, over all runs
     total: int | None = None  # when the job knows it, for progress bars
     finished: bool = False
+
+    @field_validator("cursor", mode="before")
+    @classmethod
+    def _decode_cursor(cls, stored: Any) -> Any:
+        return cursor_codec.decode(stored)
+
+    @field_serializer("cursor", when_used="json")
+    def _encode_cursor(self, value: Any) -> Any:
+        return cursor_codec.encode(value, where="checkpoint")
 
 
 class Checkpoint(BaseModel):
     steps: dict[str, StepState] = Field(default_factory=dict)
     current: str | None = None
+    runs: int = 0  # runs started, over all attempts and resumptions: on_start runs only in the first
     resumptions: int = 0  # times the job was interrupted and handed back to be resumed
     saves: int = 0  # checkpoints written
     save_seconds: float = 0.0  # time spent writing them: the checkpoint overhead
@@ -32,14 +45,11 @@ class Checkpoint(BaseModel):
         """Items advanced over all steps and runs."""
         return sum(step.done for step in self.steps.values())
 
-    @property
-    def progressed(self) -> bool:
-        return any(step.done or step.finished for step in self.steps.values())
-
     def summary(self) -> dict[str, Any]:
-        """What a person wants to see: the current step, its cursor, done/total, resumptions."""
+        """What a person wants to see: the current step, its cursor (as JSON: a datetime as ISO text),
+        done/total, resumptions."""
         step = self.steps.get(self.current or "") or StepState()
-        return {"step": self.current, "cursor": step.cursor, "done": step.done, "total": step.total,
+        return {"step": self.current, "cursor": to_jsonable_python(step.cursor), "done": step.done, "total": step.total,
                 "resumptions": self.resumptions, "finished_steps": [n for n, s in self.steps.items() if s.finished]}
 
 

@@ -27,14 +27,16 @@ from sqlmodel import Session
 
 from main.base.jobs.base_job import BaseJob, P
 from main.base.jobs.context import JobContext
+from main.base.jobs.continuation import cursor as cursor_codec
 from main.base.jobs.continuation.checkpoint import Checkpoint, CheckpointPolicy, StepState
 from main.base.jobs.continuation.enumerators import Enumerators
 from main.base.jobs.continuation.sinks import DbWrite, MemoryCheckpoints
 from main.base.jobs.interrupts import SHUTDOWN
 from main.db.engine import Database
-from main.errors import JobDefinitionError, JobInterrupted, MaxResumptionsExceededError
+from main.errors import CheckpointWriteError, JobDefinitionError, JobInterrupted, MaxResumptionsExceededError
 
 _NEXT = object()
+COMPLETED = "completed"  # the reason on_shutdown gets when the run completed the job
 T = TypeVar("T")
 
 
@@ -65,9 +67,12 @@ class Step:
         """Mark the current item done; the cursor moves to `cursor` (default: the old one + 1).
 
         The writes queued with ``atomically`` since the last advance become part of this item. This is an
-        item boundary: the checkpoint may be written, and the job may stop here to be resumed later.
+        item boundary: the checkpoint may be written, and the job may stop here to be resumed later. A cursor
+        that cannot be stored exactly (see continuation/cursor.py) fails the job at once: CursorError.
         """
-        self._state.cursor = (self._state.cursor or 0) + 1 if cursor is _NEXT else cursor
+        cursor = (self._state.cursor or 0) + 1 if cursor is _NEXT else cursor
+        cursor_codec.encode(cursor, where=f"job {self.job.context.job_type!r}, step {self.name!r}")
+        self._state.cursor = cursor
         self._state.done += 1
         await self.job._item_done(self)
 
@@ -94,7 +99,7 @@ class ContinuableJob(BaseJob[P]):
         self.database: Database = context.database or _default_database()
         self.checkpoints = context.checkpoints or MemoryCheckpoints(self.database)
         self.checkpoint = Checkpoint.model_validate(self.checkpoints.initial or {})
-        self.enumerate = Enumerators(self.database)
+        self.enumerate = Enumerators(self.database, owner=f"job {context.job_type!r}")
         self._item_writes: list[DbWrite] = []  # queued by the item in progress
         self._done_writes: list[DbWrite] = []  # of items advanced since the last checkpoint
         self._run_started = time.monotonic()
@@ -102,6 +107,10 @@ class ContinuableJob(BaseJob[P]):
         self._last_save = time.monotonic()
         self._advanced_this_run = False
         self._last_save_duration = 0.0
+        # What the database holds: a failed save rolls the progress in memory back to it.
+        self._committed: dict[str, Any] = self.checkpoints.initial or {}
+        self._committed_advance = False  # whether this run's committed checkpoints hold progress
+        self._failed_save: BaseException | None = None
 
     # -- the API of job code -----------------------------------------------------------------------------
 
@@ -141,16 +150,18 @@ class ContinuableJob(BaseJob[P]):
     # -- hooks: override any of them ---------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        """The first run begins."""
+        """The job's first run begins: once per job, whatever retries and resumptions follow."""
 
     async def on_resume(self) -> None:
-        """A later run begins, with the checkpoint of an earlier one."""
+        """A later run begins (a resumption or a retry), with the checkpoint of an earlier one."""
 
     async def on_shutdown(self, reason: str) -> None:
-        """The run was interrupted (its checkpoint is saved); the job will be resumed."""
+        """The run ends, its checkpoint saved: interrupted (`reason` says why; the job will be resumed) or
+        completed (`reason` is "completed", and on_complete follows). Not called when the run fails with an
+        error. As in job-iteration."""
 
     async def on_complete(self) -> None:
-        """Every step is done."""
+        """Every step is done (after on_shutdown)."""
 
     async def on_step_start(self, step: Step) -> None:
         """A step begins or resumes."""
@@ -162,13 +173,16 @@ class ContinuableJob(BaseJob[P]):
 
     async def invoke(self, payload: P) -> Any:
         self.payload = payload
-        await (self.on_resume() if self.checkpoint.progressed else self.on_start())
+        first_run = self.checkpoint.runs == 0 and self.context.attempt <= 1  # a crash leaves runs at 0
+        self.checkpoint.runs += 1
+        await (self.on_start() if first_run else self.on_resume())
         try:
             result = await self._perform_keeping_progress(payload)
         except JobInterrupted as stop:
             await self.on_shutdown(stop.reason)
             raise
         await self._save()
+        await self.on_shutdown(COMPLETED)
         await self.on_complete()
         return result
 
@@ -179,6 +193,8 @@ class ContinuableJob(BaseJob[P]):
         except JobInterrupted:
             raise
         except Exception as error:
+            if self._failed_save is not None:
+                raise  # nothing new can be saved: the retry resumes from the last committed checkpoint
             if self.resume_errors_after_advancing and self._advanced_this_run:
                 self.context.log.warning("error_after_advancing_resumes", error=f"{type(error).__name__}: {error}")
                 await self._interrupt(f"error after advancing: {type(error).__name__}: {error}")
@@ -188,7 +204,8 @@ class ContinuableJob(BaseJob[P]):
             with anyio.CancelScope(shield=True):
                 if self.context.stop.reason == SHUTDOWN:  # it will be resumed; a cancelled job will not
                     self._count_resumption(SHUTDOWN)
-                await self._save()
+                if self._failed_save is None:
+                    await self._save()
             raise
 
     async def _item_done(self, step: Step) -> None:
@@ -228,13 +245,44 @@ class ContinuableJob(BaseJob[P]):
         self.checkpoint.interrupted_by = reason
 
     async def _save(self) -> None:
+        """Commit the checkpoint together with the writes of the items it covers, or neither.
+
+        If the commit fails (a write raised, the lease is lost, the database is gone), the progress in memory
+        goes back to the last committed checkpoint, so nothing can later save a cursor past items whose writes
+        never committed; those items run again when the job is retried or resumed. The job saves no more in
+        this run: every later save raises CheckpointWriteError, even if job code swallowed the first error.
+        """
+        if self._failed_save is not None:
+            raise CheckpointWriteError(
+                f"job {self.context.job_type!r}: an earlier checkpoint of this run failed to commit "
+                f"({type(self._failed_save).__name__}: {self._failed_save}); the run stops, and the next resumes "
+                "from the last committed checkpoint"
+            ) from self._failed_save
         started = time.monotonic()
         writes, self._done_writes = self._done_writes, []
         self.checkpoint.saves += 1
         self.checkpoint.save_seconds += self._last_save_duration
-        await self.checkpoints.save(self.checkpoint.model_dump(mode="json"), writes)
+        snapshot = self.checkpoint.model_dump(mode="json")
+        try:
+            await self.checkpoints.save(snapshot, writes)
+        except Exception as error:
+            self._roll_back_to_committed(error)
+            raise
+        except BaseException:  # cancelled before the save's thread started: nothing was committed
+            self._done_writes = [*writes, *self._done_writes]
+            raise
+        self._committed, self._committed_advance = snapshot, self._advanced_this_run
         self._items_since_save, self._last_save = 0, time.monotonic()
         self._last_save_duration = self._last_save - started  # recorded with the next save
+
+    def _roll_back_to_committed(self, error: BaseException) -> None:
+        committed = Checkpoint.model_validate(self._committed)
+        self.checkpoint.steps, self.checkpoint.current = committed.steps, committed.current
+        self._advanced_this_run = self._committed_advance
+        self._item_writes, self._done_writes = [], []
+        self._failed_save = error
+        self.context.log.warning("checkpoint_not_saved", error=f"{type(error).__name__}: {error}",
+                                 note="progress since the last checkpoint runs again")
 
 
 def _default_database() -> Database:
