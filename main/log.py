@@ -1,4 +1,9 @@
-"""structlog set-up: console lines on a terminal, JSON lines when asked (or, with "auto", off a terminal)."""
+"""structlog set-up: console lines on a terminal, JSON lines when asked (or, with "auto", off a terminal).
+
+Logs go to stderr, always: stdout belongs to a command's output and to the programs that embed the queue.
+A job's id, type and attempt are bound in context variables for the length of its run, so every log line
+written inside a job (yours, a library's through structlog) carries them.
+"""
 
 import logging
 import sys
@@ -23,9 +28,18 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
 
 
 def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger("jobqueue").bind(**context)
+    """jobqueue's logger. Where the program has not configured structlog, lines still go to stderr (structlog's
+    own default would print to stdout), with the job context merged in."""
+    if structlog.is_configured():
+        return structlog.get_logger("jobqueue").bind(**context)
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    ).bind(**context)

@@ -7,7 +7,7 @@ seconds as a number (``0.05``) or with a unit (``250ms``, ``30s``, ``10m``, ``12
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from main.errors import SettingsError
@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(5, ge=1, le=1000)
     queues: Annotated[tuple[str, ...], NoDecode] = ()
     lease_seconds: Duration = Field(30.0, ge=0.1)
+    heartbeat_interval: Duration | None = Field(None, ge=0.01)  # None: a third of the lease
     shutdown_timeout: Duration = Field(30.0, ge=0)
     retention: Duration = Field(7 * 86400.0, ge=0)
     cleanup_interval: Duration = Field(600.0, ge=0.01)
@@ -59,6 +60,21 @@ class Settings(BaseSettings):
         if "://" not in value:
             raise ValueError(f"expected a URL such as sqlite:///jobqueue.db or postgresql://host/db; got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_well_inside_the_lease(self) -> "Settings":
+        if self.heartbeat_interval is not None and self.heartbeat_interval > self.lease_seconds / 2:
+            raise ValueError(
+                f"JOBQUEUE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g}s) must be at most half of "
+                f"JOBQUEUE_LEASE_SECONDS ({self.lease_seconds:g}s), so that one late beat does not let a healthy "
+                "job's lease expire; shorten the interval or lengthen the lease"
+            )
+        return self
+
+    @property
+    def effective_heartbeat_interval(self) -> float:
+        """Seconds between lease renewals: JOBQUEUE_HEARTBEAT_INTERVAL, or a third of the lease."""
+        return self.heartbeat_interval if self.heartbeat_interval is not None else self.lease_seconds / 3
 
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":

@@ -1,31 +1,89 @@
-"""The database handle: one engine per queue, sessions that keep their objects usable after commit."""
+"""The database handle: a write door and a read door, a thread limiter for the engine's own statements.
 
-from collections.abc import Iterator
+Writes go through ``transaction()``: on SQLite one writer at a time (``BEGIN IMMEDIATE`` behind a process
+lock). Reads go through ``read()``: on SQLite a deferred transaction on a read-only connection that never takes
+the write lock, so ``jobqueue status`` runs beside a writer (WAL). A write transaction opened on a thread that
+is already inside one joins it: a checkpoint write that enqueues a job commits the job with the checkpoint,
+instead of waiting for a lock its own thread holds.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Engine
+import anyio.to_thread
+from anyio import CapacityLimiter
+from anyio.lowlevel import RunVar
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
 from main.db.dialects import Dialect, dialect_for
 
+T = TypeVar("T")
+A = ParamSpec("A")
+
+# Threads for the queue's own statements (claim, outcomes, heartbeat, maintenance), one pool per event loop:
+# they never queue behind job code, which runs in limiters of its own.
+ENGINE_THREADS = 4
+_engine_limiter: RunVar[CapacityLimiter] = RunVar("jobqueue_engine_limiter")
+
 
 class Database:
-    """An engine, its dialect, and a transaction helper. Cheap to build; connects lazily."""
+    """An engine pair (write, read), its dialect, and transaction helpers. Cheap to build; connects lazily."""
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
         self.dialect: Dialect = dialect_for(database_url)
         self.engine: Engine = self.dialect.create_engine()
+        self.read_engine: Engine = self.dialect.create_read_engine(self.engine)
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any exception."""
+        """A write transaction that commits on success and rolls back on any exception; joins the one this
+        thread is already in, if any."""
+        current: Session | None = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
         with (
             self.dialect.one_writer_at_a_time(),
             Session(self.engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            self._local.session = session
+            try:
+                yield session
+            finally:
+                self._local.session = None
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """`transaction()` as a Core connection: the queue's hot path, without the ORM session's cost."""
+        current: Session | None = getattr(self._local, "session", None)
+        if current is not None:
+            yield current.connection()
+            return
+        with self.dialect.one_writer_at_a_time(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction; never takes SQLite's write lock, never waits for a writer."""
+        with Session(self.read_engine, expire_on_commit=False) as session, session.begin():
             yield session
+
+    async def run(self, fn: Callable[A, T], *args: A.args, **kwargs: A.kwargs) -> T:
+        """Run a blocking database call in one of the engine's own threads."""
+        try:
+            limiter = _engine_limiter.get()
+        except LookupError:
+            limiter = CapacityLimiter(ENGINE_THREADS)
+            _engine_limiter.set(limiter)
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,8 +1,9 @@
 """Every SQL statement the queue runs. The queue never writes SQL itself.
 
-Methods are synchronous (the worker calls them through ``anyio.to_thread``; sync application code calls
-them directly) and each is one short transaction. Outcome writes are guarded by ``worker_id`` and
-``status = 'running'``: a worker whose lease expired cannot overwrite what another worker did since.
+Methods are synchronous (the worker calls them in the engine's threads, ``Database.run``; sync application
+code calls them directly) and each is one short transaction. Writes go through the write door, reads for
+people through the read door. Outcome writes are guarded by ``worker_id`` and ``status = 'running'`` per
+row: a worker whose lease expired cannot overwrite what another worker did since.
 """
 
 from collections.abc import Callable, Sequence
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database
 from main.db.entities import TERMINAL_STATUSES, Job, JobStatus
+from main.db.outcomes import Decision, Kind
 from main.db.schema import ensure_schema
 from main.errors import InvalidJobStateError, JobNotFoundError
 
@@ -76,10 +78,10 @@ class JobStore:
         rows = [
             {**job.__dict__, "status": JobStatus.PENDING, "created_at": now, "updated_at": now} for job in jobs
         ]
-        with self._transaction() as session:
-            insert_all = insert(jobs_table).returning(jobs_table.c.id, sort_by_parameter_order=True)
-            ids = list(session.scalars(insert_all, rows))
-            self.database.dialect.announce_new_jobs(session.connection())
+        self.ensure_schema()
+        with self.database.connection() as connection:
+            ids = list(connection.scalars(_INSERT_RETURNING_IDS, rows))
+            self.database.dialect.announce_new_jobs(connection)
         return ids
 
     # -- the worker's loop -----------------------------------------------------------------------------
@@ -113,8 +115,8 @@ class JobStore:
             )
             .returning(*jobs_table.c)
         )
-        with self._transaction() as session:
-            claimed = [Job.model_construct(**row._mapping) for row in session.execute(claim)]
+        with self._connection() as connection:
+            claimed = [Job.model_construct(**row._mapping) for row in connection.execute(claim)]
         return sorted(claimed, key=lambda job: (-job.priority, job.run_at, job.id or 0))
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[int], lease_until: datetime) -> Heartbeat:
@@ -125,34 +127,39 @@ class JobStore:
             .values(lease_expires_at=lease_until)
             .returning(jobs_table.c.id, jobs_table.c.cancel_requested)
         )
-        with self._transaction() as session:
-            renewed: dict[int, bool] = dict(session.execute(renew).all())  # type: ignore[arg-type]
+        with self._connection() as connection:
+            renewed: dict[int, bool] = dict(connection.execute(renew).all())  # type: ignore[arg-type]
         return Heartbeat(
             cancel_requested=frozenset(job_id for job_id, wanted in renewed.items() if wanted),
             lost=frozenset(job_ids).difference(renewed),
         )
 
-    def complete(self, job_id: int, worker_id: str, now: datetime) -> bool:
-        return self._finish(job_id, worker_id, now, status=JobStatus.COMPLETED, finished_at=now)
-
-    def retry(self, job_id: int, worker_id: str, now: datetime, run_at: datetime, error: str, tb: str) -> bool:
-        return self._finish(
-            job_id, worker_id, now, status=JobStatus.PENDING, run_at=run_at, last_error=error, last_traceback=tb
-        )
-
-    def fail(self, job_id: int, worker_id: str, now: datetime, error: str, tb: str) -> bool:
-        return self._finish(
-            job_id, worker_id, now, status=JobStatus.FAILED, finished_at=now, last_error=error, last_traceback=tb
-        )
-
-    def mark_cancelled(self, job_id: int, worker_id: str, now: datetime) -> bool:
-        return self._finish(
-            job_id, worker_id, now, status=JobStatus.CANCELLED, finished_at=now, last_error="cancelled while running"
-        )
-
-    def release(self, job_id: int, worker_id: str, now: datetime) -> bool:
-        """Give a job back untouched (worker shutting down): pending again, the attempt not counted."""
-        return self._finish(job_id, worker_id, now, status=JobStatus.PENDING, attempts=jobs_table.c.attempts - 1)
+    def record(self, worker_id: str, decisions: Sequence[Decision], now: datetime) -> set[int]:
+        """Write the outcomes of many runs in one transaction: one statement per kind for the common outcomes
+        (completed, released, cancelled), one per row for those that carry their own error text. Returns
+        the ids that were written; the others are no longer this worker's (their lease was lost)."""
+        by_kind: dict[Kind, list[Decision]] = {}
+        for decision in decisions:
+            by_kind.setdefault(decision.kind, []).append(decision)
+        written: set[int] = set()
+        with self._connection() as connection:
+            for kind, group in by_kind.items():
+                if kind in _SHARED_VALUES:
+                    stmt = (update(jobs_table)
+                            .where(jobs_table.c.id.in_([d.job_id for d in group]), *self._owned_by(worker_id))
+                            .values(updated_at=now, **_FINISHED, **_SHARED_VALUES[kind](now))
+                            .returning(jobs_table.c.id))
+                    written.update(connection.scalars(stmt))
+                    continue
+                for decision in group:
+                    stmt = (update(jobs_table)
+                            .where(jobs_table.c.id == decision.job_id, *self._owned_by(worker_id))
+                            .values(updated_at=now, **_FINISHED, **_row_values(decision, now)))
+                    if connection.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+                        written.add(decision.job_id)
+            if any(d.wakes_workers(now) and d.job_id in written for d in decisions):
+                self.database.dialect.announce_new_jobs(connection)
+        return written
 
     def save_checkpoint(
         self, job_id: int, worker_id: str, checkpoint: dict[str, Any], writes: Sequence[Callable[[Session], None]],
@@ -176,12 +183,12 @@ class JobStore:
         """Jobs whose worker died: cancelled if asked, failed if out of retries, else pending again."""
         expired = (jobs_table.c.status == JobStatus.RUNNING, jobs_table.c.lease_expires_at < now)
         lost = "worker " + jobs_table.c.worker_id + " stopped renewing its lease (crashed or killed)"
-        with self._transaction() as session:
+        with self._connection() as connection:
 
             def move(*where: ColumnElement[bool], **values: Any) -> int:
                 stmt = update(jobs_table).where(*expired, *where)
                 stmt = stmt.values(lease_expires_at=None, updated_at=now, **values)
-                return session.execute(stmt).rowcount  # type: ignore[attr-defined]
+                return connection.execute(stmt).rowcount  # type: ignore[attr-defined]
 
             cancelled = move(jobs_table.c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
             failed = move(
@@ -192,7 +199,7 @@ class JobStore:
             )
             requeued = move(status=JobStatus.PENDING, run_at=now, last_error=lost)
             if requeued:
-                self.database.dialect.announce_new_jobs(session.connection())
+                self.database.dialect.announce_new_jobs(connection)
         return Recovered(requeued=requeued, failed=failed, cancelled=cancelled)
 
     # -- operations ------------------------------------------------------------------------------------
@@ -240,7 +247,7 @@ class JobStore:
     # -- reads -----------------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        with self._transaction() as session:
+        with self._read() as session:
             job = session.get(Job, job_id)
         if job is None:
             raise _not_found(job_id)
@@ -258,13 +265,13 @@ class JobStore:
             query = query.where(Job.queue == queue)
         if types:
             query = query.where(col(Job.type).in_(types))
-        with self._transaction() as session:
+        with self._read() as session:
             return list(session.exec(query))
 
     def counts(self) -> list[tuple[JobStatus, str, int]]:
         """(status, queue, number of jobs) for every combination present."""
         query = select(Job.status, Job.queue, func.count()).group_by(col(Job.status), col(Job.queue))
-        with self._transaction() as session:
+        with self._read() as session:
             return [(JobStatus(status), queue, n) for status, queue, n in session.exec(query)]
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -273,22 +280,17 @@ class JobStore:
         self.ensure_schema()
         return self.database.transaction()
 
+    def _connection(self) -> AbstractContextManager[Connection]:
+        self.ensure_schema()
+        return self.database.connection()
+
+    def _read(self) -> AbstractContextManager[Session]:
+        self.ensure_schema()
+        return self.database.read()
+
     @staticmethod
     def _owned_by(worker_id: str) -> tuple[ColumnElement[bool], ...]:
         return (jobs_table.c.worker_id == worker_id, jobs_table.c.status == JobStatus.RUNNING)
-
-    def _finish(self, job_id: int, worker_id: str, now: datetime, **values: Any) -> bool:
-        """Record a running job's outcome; False if the job is no longer this worker's."""
-        stmt = (
-            update(jobs_table)
-            .where(jobs_table.c.id == job_id, *self._owned_by(worker_id))
-            .values(lease_expires_at=None, cancel_requested=False, updated_at=now, **values)
-        )
-        with self._transaction() as session:
-            changed = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-            if changed and values.get("status") == JobStatus.PENDING and values.get("run_at", now) <= now:
-                self.database.dialect.announce_new_jobs(session.connection())
-            return changed
 
     @staticmethod
     def _get_for_update(session: Session, job_id: int) -> Job:
@@ -296,6 +298,26 @@ class JobStore:
         if job is None:
             raise _not_found(job_id)
         return job
+
+
+_INSERT_RETURNING_IDS = insert(jobs_table).returning(jobs_table.c.id, sort_by_parameter_order=True)
+# Every outcome ends the run: no lease, no pending cancel request.
+_FINISHED: dict[str, Any] = {"lease_expires_at": None, "cancel_requested": False}
+# The outcomes whose values are the same for every row: one statement for a whole batch.
+_SHARED_VALUES: dict[Kind, Callable[[datetime], dict[str, Any]]] = {
+    Kind.COMPLETE: lambda now: {"status": JobStatus.COMPLETED, "finished_at": now},
+    Kind.CANCEL: lambda now: {"status": JobStatus.CANCELLED, "finished_at": now,
+                              "last_error": "cancelled while running"},
+    Kind.RELEASE: lambda now: {"status": JobStatus.PENDING, "attempts": jobs_table.c.attempts - 1},
+}
+
+
+def _row_values(decision: Decision, now: datetime) -> dict[str, Any]:
+    if decision.kind is Kind.RETRY:
+        return {"status": JobStatus.PENDING, "run_at": decision.run_at, "last_error": decision.error,
+                "last_traceback": decision.traceback}
+    return {"status": JobStatus.FAILED, "finished_at": now, "last_error": decision.error,
+            "last_traceback": decision.traceback}
 
 
 def _not_found(job_id: int) -> JobNotFoundError:

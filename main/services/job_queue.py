@@ -1,11 +1,10 @@
-"""JobQueue: the registry of job classes, the enqueue path, and the worker loop.
+"""JobQueue: the facade and the process singleton: the registry of job classes, the enqueue path, the
+operations (cancel, retry, cleanup, status), and ``run`` / ``stop`` for the worker.
 
-One per process (``get_job_queue()``). The loop reads top to bottom in ``run``: every tick it keeps the
-leases of its running jobs alive, claims what is due up to the concurrency limit, runs each claimed job in
-the task group, and records each outcome. Between ticks it sleeps for the poll interval or until woken.
+One per process (``get_job_queue()``). The worker itself, its parts and their intervals, lives in
+main/services/worker/; this class only starts and stops it.
 """
 
-import contextlib
 import importlib
 import os
 import signal
@@ -22,12 +21,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
-from sqlalchemy.exc import DBAPIError
-from structlog.typing import FilteringBoundLogger
 
-from main.base.jobs import Backoff, BaseJob, JobRequest, validate_payload
+from main.base.jobs import BaseJob, JobRequest, validate_payload
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
-from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.clock import Clock, SystemClock
 from main.db.engine import Database
@@ -35,8 +31,12 @@ from main.db.entities import Job, JobStatus
 from main.db.store import JobStore, NewJob
 from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
 from main.log import get_logger
-from main.services.runner import Completed, Failed, Interrupted, Outcome, Paused, RunningJob, StopReason, run_job
+from main.services.runner import RunningJob, StopReason
 from main.services.waker import Waker
+from main.services.worker import Worker
+from main.services.worker.completer import Completer
+from main.services.worker.executions import Executions
+from main.services.worker.executor import Executor
 from main.settings import Settings
 
 
@@ -73,8 +73,8 @@ class JobQueue:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = get_logger(worker_id=self.worker_id)
         self._registry: dict[str, type[BaseJob[Any]]] = {}
-        self._running: dict[int, RunningJob] = {}
-        self._waker = Waker()
+        self.executions = Executions(self.settings.concurrency)
+        self.waker = Waker()
         self._stopping = False
         self._started_at: float | None = None
         for job_class in load_jobs_module(self.settings.jobs_module) if jobs is None else jobs:
@@ -93,6 +93,9 @@ class JobQueue:
                 f"cannot register {job_class.__qualname__} as {options.name!r}: {existing.__qualname__} has that name"
             )
 
+    def registered_class(self, name: str) -> type[BaseJob[Any]] | None:
+        return self._registry.get(name)
+
     def get_available_job_types(self) -> list[str]:
         return sorted(self._registry)
 
@@ -109,13 +112,13 @@ class JobQueue:
         """Validate every request, then write them all in one transaction. Returns ids in order."""
         rows = self._prepare(requests)
         ids = await anyio.to_thread.run_sync(self.store.enqueue, rows, self.clock.now())
-        self._waker.wake()
+        self.waker.wake()
         return ids
 
     def enqueue_many_sync(self, requests: Sequence[JobRequest]) -> list[int]:
         """`enqueue_many` for sync code: blocks until committed."""
         ids = self.store.enqueue(self._prepare(requests), self.clock.now())
-        self._waker.wake()
+        self.waker.wake()
         return ids
 
     def _prepare(self, requests: Sequence[JobRequest]) -> list[NewJob]:
@@ -145,36 +148,16 @@ class JobQueue:
     async def run(self, *, burst: bool = False, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until `stop()` is called (or, with `burst`, until nothing is due), then shut down gracefully."""
         if self._started_at is not None:
-            raise JobQueueError("this JobQueue is already running; one worker loop per queue")
-        await anyio.to_thread.run_sync(self.store.ensure_schema)
-        self._waker.bind()
+            raise JobQueueError("this JobQueue is already running; one worker per queue")
+        await self.database.run(self.store.ensure_schema)
+        self.waker.bind()
         self._stopping, self._started_at = False, time.monotonic()
-        self._next_heartbeat = self._next_recovery = self._next_cleanup = 0.0  # all due on the first tick
         self.log.info("worker_started", types=self.get_available_job_types(), concurrency=self.settings.concurrency,
                       queues=list(self.settings.queues) or "all", poll_interval=self.settings.poll_interval)
         try:
-            async with anyio.create_task_group() as services:
-                services.start_soon(self.database.dialect.listen_for_new_jobs, self._waker.wake)
-                task_status.started()
-                async with anyio.create_task_group() as jobs:
-                    outage = 0  # consecutive ticks that failed because the database was unreachable
-                    while not self._stopping:
-                        # Taken before claiming: a job that finishes while the claim runs may have
-                        # put itself back (a retry, a pause) after the claim's snapshot.
-                        busy = bool(self._running)
-                        try:
-                            claimed, outage = await self._poll_iteration(jobs), 0
-                        except DBAPIError as exc:
-                            outage += 1
-                            await self._wait_out_outage(exc, outage)
-                            continue
-                        if burst and not claimed and not busy:
-                            break
-                        await self._waker.wait(self.settings.poll_interval)
-                    await self._drain()
-                services.cancel_scope.cancel()
+            await Worker(self).run(burst=burst, task_status=task_status)
         finally:
-            self._waker.unbind()
+            self.waker.unbind()
             self._started_at = None
             self.log.info("worker_stopped")
 
@@ -203,9 +186,8 @@ class JobQueue:
         """Stop claiming; running jobs get JOBQUEUE_SHUTDOWN_TIMEOUT to finish, then go back to pending.
         Resumable jobs stop at their next item boundary and save their checkpoint."""
         self._stopping = True
-        for running in list(self._running.values()):
-            running.signal.request(SHUTDOWN)
-        self._waker.wake()
+        self.executions.request_stop(SHUTDOWN)
+        self.waker.wake()
 
     @property
     def stopping(self) -> bool:
@@ -215,149 +197,31 @@ class JobQueue:
     def stop_now(self) -> None:
         """Stop claiming and interrupt running jobs at once; they go back to pending, no attempt counted."""
         self.stop()
-        for running in list(self._running.values()):
-            running.stop(StopReason.SHUTDOWN)
+        self.executions.stop_all(StopReason.SHUTDOWN)
 
     async def work_one(self, job_id: int | None = None, *, interrupt: Interrupt | None = None) -> Job | None:
         """Claim one due job (job `job_id`, if given) and run it here to its outcome; returns its row after,
         or None if nothing was due. `interrupt` makes a resumable job stop where a test wants it to."""
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        claimed = await anyio.to_thread.run_sync(
-            lambda: self.store.claim(self.worker_id, (), 1, now, lease_until, job_id=job_id)
-        )
+        claimed = await self.database.run(self.store.claim, self.worker_id, (), 1, now, lease_until, job_id=job_id)
         if not claimed:
             return None
-        running = self._running[claimed[0].id] = RunningJob(claimed[0], signal=StopSignal(interrupt))  # type: ignore[index]
-        await self._execute(running)
+        running = RunningJob(claimed[0], signal=StopSignal(interrupt))
+        completer = Completer(self.store, self.worker_id, self.clock, self.waker, self.log)
+        executor = Executor(self.registered_class, self.store, self.worker_id, self.clock, self.executions,
+                            completer, self.waker, anyio.CapacityLimiter(1))
+        self.executions.add(running)
+        await executor.run(running)
+        await completer.flush()
         return await self.get_job(running.job.id)  # type: ignore[arg-type]
-
-    async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:
-        """The database is unreachable: keep running jobs going, retry with backoff, never crash the worker."""
-        delay = Backoff("exponential", base_delay=self.settings.poll_interval, max_delay=_MAX_OUTAGE_WAIT).delay(
-            failures
-        )
-        self.log.error("database_unavailable", error=str(error.orig).strip(), failures=failures, retry_in=delay)
-        await self._waker.wait(delay)
-
-    async def _poll_iteration(self, jobs: TaskGroup) -> int:
-        """One tick: keep leases, recover dead workers' jobs, clean up, then claim and start due jobs."""
-        await self._renew_leases()
-        await self._maintain()
-        free = self.settings.concurrency - len(self._running)
-        if free <= 0 or self._stopping:
-            return 0
-        now = self.clock.now()
-        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        claimed = await anyio.to_thread.run_sync(
-            self.store.claim, self.worker_id, self.settings.queues, free, now, lease_until
-        )
-        for job in claimed:
-            assert job.id is not None
-            self._running[job.id] = running = RunningJob(job)
-            jobs.start_soon(self._execute, running)
-        return len(claimed)
-
-    async def _execute(self, running: RunningJob) -> None:
-        job = running.job
-        log = get_logger(job_id=job.id, job_type=job.type, attempt=job.attempts, worker_id=self.worker_id)
-        log.info("job_started", queue=job.queue)
-        started = time.monotonic()
-        checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)  # type: ignore[arg-type]
-        try:
-            outcome = await run_job(running, self._registry.get(job.type), self.database, checkpoints)
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._record(job, outcome, log.bind(duration=round(time.monotonic() - started, 4)))
-                except DBAPIError as exc:
-                    log.error("job_outcome_not_recorded", error=str(exc.orig).strip(),
-                              note="the database is unreachable; the lease expires and the job runs again")
-        finally:
-            # The outcome is committed, so this worker may already have claimed the job again (a resumable
-            # job that paused): only forget this execution, not a newer one of the same job.
-            if self._running.get(job.id) is running:  # type: ignore[arg-type]
-                del self._running[job.id]  # type: ignore[arg-type]
-            self._waker.wake()  # a slot is free
-
-    async def _record(self, job: Job, outcome: Outcome, log: FilteringBoundLogger) -> None:
-        """Write the outcome of one attempt: completed, retry later, failed, cancelled or released."""
-        store, now, job_id = self.store, self.clock.now(), job.id
-
-        async def write(method: Any, *args: Any) -> None:
-            if not await anyio.to_thread.run_sync(method, job_id, self.worker_id, now, *args):
-                log.warning("job_outcome_not_recorded", reason="the job is no longer this worker's (lease lost)")
-
-        match outcome:
-            case Completed():
-                await write(store.complete)
-                log.info("job_completed")
-            case Failed(retryable=True) if job.attempts <= job.max_retries:
-                delay = self._registry[job.type].options.backoff.delay(job.attempts)
-                await write(store.retry, now + timedelta(seconds=delay), outcome.error, outcome.traceback)
-                log.warning("job_retry_scheduled", error=outcome.error, retry_in=round(delay, 3),
-                            retries_left=job.max_retries - job.attempts)
-            case Failed():
-                await write(store.fail, outcome.error, outcome.traceback)
-                log.error("job_failed", error=outcome.error, retryable=outcome.retryable)
-            case Interrupted(reason=StopReason.CANCELLED):
-                await write(store.mark_cancelled)
-                log.info("job_cancelled")
-            case Interrupted(reason=StopReason.SHUTDOWN):
-                await write(store.release)
-                log.info("job_released", reason="worker shutting down; the attempt is not counted")
-            case Interrupted(reason=StopReason.LEASE_LOST):
-                log.warning("job_abandoned", reason="lease expired; another worker owns the job now")
-            case Paused():
-                await write(store.release)
-                log.info("job_paused", reason=outcome.reason, note="checkpoint saved; any worker resumes it")
-
-    async def _renew_leases(self) -> None:
-        """Heartbeat: extend the leases of our running jobs; stop those cancelled elsewhere or lost."""
-        if not self._running or time.monotonic() < self._next_heartbeat:
-            return
-        settings = self.settings
-        self._next_heartbeat = time.monotonic() + min(settings.poll_interval, settings.lease_seconds / 3)
-        lease_until = self.clock.now() + timedelta(seconds=settings.lease_seconds)
-        running = dict(self._running)  # the executions this heartbeat speaks for, not any claimed meanwhile
-        beat = await anyio.to_thread.run_sync(self.store.heartbeat, self.worker_id, list(running), lease_until)
-        for reason, job_ids in ((StopReason.CANCELLED, beat.cancel_requested), (StopReason.LEASE_LOST, beat.lost)):
-            for job_id in job_ids:
-                running[job_id].stop(reason)
-
-    async def _maintain(self) -> None:
-        """Requeue jobs of dead workers (every lease/2) and delete old finished jobs (every cleanup_interval)."""
-        moment = time.monotonic()
-        if moment >= self._next_recovery:
-            self._next_recovery = moment + self.settings.lease_seconds / 2
-            recovered = await anyio.to_thread.run_sync(self.store.recover_expired, self.clock.now())
-            if recovered.total:
-                self.log.warning("expired_leases_recovered", requeued=recovered.requeued, failed=recovered.failed,
-                                 cancelled=recovered.cancelled)
-        if moment >= self._next_cleanup:
-            self._next_cleanup = moment + self.settings.cleanup_interval
-            deleted = await self.cleanup()
-            if deleted:
-                self.log.info("cleanup_done", deleted=deleted, retention=self.settings.retention)
-
-    async def _drain(self) -> None:
-        """Let running jobs finish for up to the shutdown timeout, then interrupt the rest."""
-        if self._running:
-            self.log.info("worker_draining", running=len(self._running), timeout=self.settings.shutdown_timeout)
-        with anyio.move_on_after(self.settings.shutdown_timeout):
-            while self._running:
-                with contextlib.suppress(DBAPIError):  # an outage while draining: the jobs go on regardless
-                    await self._renew_leases()
-                await self._waker.wait(self.settings.poll_interval)
-        for running in list(self._running.values()):
-            running.stop(StopReason.SHUTDOWN)
 
     # -- operations (async, each with a blocking *_sync twin) -------------------------------------------
 
     async def cancel_job(self, job_id: int) -> JobStatus:
         """Cancel a pending job, or stop a running one (here at once; in another process within a poll interval)."""
         status = await anyio.to_thread.run_sync(self.cancel_job_sync, job_id)
-        if job_id in self._running:
-            self._running[job_id].stop(StopReason.CANCELLED)
+        self.executions.stop(job_id, StopReason.CANCELLED)
         return status
 
     def cancel_job_sync(self, job_id: int) -> JobStatus:
@@ -367,7 +231,7 @@ class JobQueue:
 
     async def retry_job(self, job_id: int) -> None:
         await anyio.to_thread.run_sync(self.retry_job_sync, job_id)
-        self._waker.wake()
+        self.waker.wake()
 
     def retry_job_sync(self, job_id: int) -> None:
         """Put a failed or cancelled job back to pending with a fresh retry budget."""
@@ -442,8 +306,6 @@ def _run_at(request: JobRequest, now: datetime) -> datetime:
         return now + delay
     return now
 
-
-_MAX_OUTAGE_WAIT = 30.0  # seconds between attempts to reach a database that is down
 
 _instance: JobQueue | None = None
 _instance_lock = threading.Lock()

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import anyio
+from anyio import CapacityLimiter
 
 from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payload
 from main.base.jobs.continuation.sinks import CheckpointSink
@@ -69,7 +70,8 @@ Outcome = Completed | Failed | Interrupted | Paused
 
 
 async def run_job(
-    running: RunningJob, job_class: type[BaseJob[Any]] | None, database: Database, checkpoints: CheckpointSink
+    running: RunningJob, job_class: type[BaseJob[Any]] | None, database: Database, checkpoints: CheckpointSink,
+    threads: CapacityLimiter | None = None,
 ) -> Outcome:
     """Validate the stored payload, run one attempt, turn whatever happened into an Outcome."""
     job = running.job
@@ -85,7 +87,7 @@ async def run_job(
         return Failed(f"stored payload is no longer valid: {exc}", retryable=False)
     context = JobContext(
         job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue,
-        database=database, checkpoints=checkpoints, stop=running.signal,
+        database=database, checkpoints=checkpoints, stop=running.signal, threads=threads,
     )
     outcome: Outcome | None = None
     with running.scope:

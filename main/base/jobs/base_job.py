@@ -126,7 +126,7 @@ class BaseJob(ABC, Generic[P]):
         with anyio.move_on_after(timeout) as scope:
             if inspect.iscoroutinefunction(self.perform):
                 return await self.perform(payload)
-            return await anyio.to_thread.run_sync(self.perform, payload)
+            return await anyio.to_thread.run_sync(self.perform, payload, limiter=self.context.threads)
         if scope.cancelled_caught:
             raise JobTimeoutError(f"job {self.context.job_type!r} timed out after {timeout:g}s and was cancelled")
 

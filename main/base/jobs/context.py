@@ -2,8 +2,10 @@
 resumable jobs, where its checkpoint lives and whether it has been asked to stop."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
+from anyio import CapacityLimiter
 from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs.interrupts import StopSignal
@@ -24,9 +26,9 @@ class JobContext:
     database: "Database | None" = None  # the queue's database (None inline: resumable jobs then use the queue's)
     checkpoints: "CheckpointSink | None" = None
     stop: StopSignal = field(default_factory=StopSignal)
-    log: FilteringBoundLogger = field(init=False, repr=False, compare=False)
+    threads: CapacityLimiter | None = None  # where a sync `perform` runs (the worker's job threads)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "log", get_logger(job_id=self.job_id, job_type=self.job_type, attempt=self.attempt)
-        )
+    @cached_property
+    def log(self) -> FilteringBoundLogger:
+        """A logger bound to this job's id, type and attempt (built on first use: most jobs never log)."""
+        return get_logger(job_id=self.job_id, job_type=self.job_type, attempt=self.attempt)

@@ -23,6 +23,10 @@ class Dialect(Protocol):
         """An engine configured for a job queue on this database."""
         ...
 
+    def create_read_engine(self, engine: Engine) -> Engine:
+        """The engine for reads: `engine` itself where readers and writers do not block each other."""
+        ...
+
     def one_writer_at_a_time(self) -> AbstractContextManager[object]:
         """Held around every transaction of this process: a lock where the engine has one writer at a time."""
         ...

@@ -25,6 +25,10 @@ class PostgresDialect:
     def create_engine(self) -> Engine:
         return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
+    def create_read_engine(self, engine: Engine) -> Engine:
+        """MVCC: readers never wait for writers; one pool serves both."""
+        return engine
+
     def one_writer_at_a_time(self) -> nullcontext[None]:
         """PostgreSQL takes row locks: transactions of one process need not queue."""
         return nullcontext()

@@ -1,12 +1,21 @@
-"""SQLite: the embedded default. Several processes may share one file; the write lock serialises claims."""
+"""SQLite: the embedded default. Several processes may share one file; the write lock serialises claims.
 
+Writers take the lock at BEGIN (``BEGIN IMMEDIATE``), one thread of the process at a time; readers use
+connections of their own with a deferred BEGIN and ``query_only``, so in WAL mode they never wait for a
+writer. There is no notification channel between processes: a worker watches the WAL file instead, which
+every commit of any process changes, and wakes when it does.
+"""
+
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+import anyio
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 BUSY_TIMEOUT_MS = 30_000
+WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
 
 
 class SqliteDialect:
@@ -17,13 +26,15 @@ class SqliteDialect:
         self._writer_lock = threading.Lock()
 
     def create_engine(self) -> Engine:
-        engine = create_engine(
-            self.database_url,
-            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-        )
-        event.listen(engine, "connect", _configure_connection)
+        engine = self._engine()
         event.listen(engine, "begin", _begin_immediate)
         return engine
+
+    def create_read_engine(self, engine: Engine) -> Engine:
+        read_engine = self._engine()
+        event.listen(read_engine, "connect", _read_only)
+        event.listen(read_engine, "begin", _begin_deferred)
+        return read_engine
 
     def one_writer_at_a_time(self) -> threading.Lock:
         """Threads of one process queue here instead of in SQLite's busy handler, which sleeps and retries
@@ -34,10 +45,38 @@ class SqliteDialect:
         """BEGIN IMMEDIATE already holds the database's write lock."""
 
     def announce_new_jobs(self, connection: Connection) -> None:
-        """SQLite has no cross-process channel: other processes find new jobs at their next poll."""
+        """Nothing to send: workers in other processes see the WAL file change (listen_for_new_jobs)."""
 
     async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
-        """Nothing to listen to (see announce_new_jobs)."""
+        """Wake whenever the database changed, as its WAL file shows (size, time, inode): a stat call every
+        WATCH_INTERVAL, no query, no lock. Commits of this process wake it too, which costs one empty claim."""
+        path = make_url(self.database_url).database
+        if not path or path == ":memory:":
+            return
+        wal = f"{path}-wal"
+        seen = _signature(wal)
+        while True:
+            await anyio.sleep(WATCH_INTERVAL)
+            now = _signature(wal)
+            if now != seen:
+                seen = now
+                wake()
+
+    def _engine(self) -> Engine:
+        engine = create_engine(
+            self.database_url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine, "connect", _configure_connection)
+        return engine
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -51,7 +90,15 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA query_only=ON")
+
+
 def _begin_immediate(connection: Connection) -> None:
     # Take the write lock when the transaction starts, so that a read-then-write transaction waits
     # (busy_timeout) instead of failing with SQLITE_BUSY when another process wrote in between.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")

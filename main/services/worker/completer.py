@@ -1,0 +1,106 @@
+"""Collects the decisions of finished runs and writes them in batches: one transaction for up to
+`batch_size` outcomes, after at most `linger` seconds. A job whose outcome waits here keeps its lease (the
+heartbeat renews it), and a graceful stop writes everything collected before the worker exits.
+"""
+
+from dataclasses import dataclass
+
+import anyio
+from sqlalchemy.exc import DBAPIError
+from structlog.typing import FilteringBoundLogger
+
+from main.clock import Clock
+from main.db.entities import Job
+from main.db.outcomes import Decision, Kind
+from main.db.store import JobStore
+from main.services.waker import Waker
+
+_LOG_EVENTS = {Kind.COMPLETE: ("info", "job_completed"), Kind.RETRY: ("warning", "job_retry_scheduled"),
+               Kind.FAIL: ("error", "job_failed"), Kind.CANCEL: ("info", "job_cancelled"),
+               Kind.RELEASE: ("info", "job_released")}
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    job: Job
+    decision: Decision
+    duration: float
+    note: str | None = None  # why a job was released (a pause, a shutdown)
+
+
+class Completer:
+    def __init__(self, store: JobStore, worker_id: str, clock: Clock, waker: Waker, log: FilteringBoundLogger, *,
+                 batch_size: int = 500, linger: float = 0.002) -> None:
+        self.store, self.worker_id, self.clock, self.waker, self.log = store, worker_id, clock, waker, log
+        self.batch_size, self.linger = batch_size, linger
+        self._buffer: list[Finished] = []
+        self._writing: list[Finished] = []
+        self._arrived = anyio.Event()
+
+    @property
+    def awaiting(self) -> set[int]:
+        """Jobs whose outcome is not written yet: still running in the database, so their leases are kept."""
+        return {finished.job.id for finished in (*self._buffer, *self._writing)}  # type: ignore[misc]
+
+    @property
+    def idle(self) -> bool:
+        return not self._buffer and not self._writing
+
+    def submit(self, finished: Finished) -> None:
+        if finished.decision.kind is Kind.ABANDON:
+            self.log.warning("job_abandoned", job_id=finished.job.id, job_type=finished.job.type,
+                             attempt=finished.job.attempts, reason="lease expired; another worker owns the job now")
+            return
+        self._buffer.append(finished)
+        self._arrived.set()
+
+    async def run(self) -> None:
+        """Write what arrives, a batch at a time, until cancelled."""
+        while True:
+            await self._arrived.wait()
+            self._arrived = anyio.Event()
+            if len(self._buffer) < self.batch_size:
+                await anyio.sleep(self.linger)  # let the outcomes of the same moment join this batch
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything collected so far (in batches of `batch_size`)."""
+        while self._buffer:
+            self._writing, self._buffer = self._buffer[: self.batch_size], self._buffer[self.batch_size:]
+            try:
+                with anyio.CancelScope(shield=True):  # an acknowledged outcome is written, even at shutdown
+                    await self._write(self._writing)
+            finally:
+                self._writing = []
+        self.waker.wake()  # a released or retried job may be due again
+
+    async def _write(self, batch: list[Finished]) -> None:
+        decisions = [finished.decision for finished in batch]
+        try:
+            written = await self.store.database.run(self.store.record, self.worker_id, decisions, self.clock.now())
+        except DBAPIError as exc:
+            self.log.error("job_outcomes_not_recorded", jobs=[f.job.id for f in batch], error=str(exc.orig).strip(),
+                           note="the database is unreachable; the leases expire and the jobs run again")
+            return
+        for finished in batch:
+            self._log(finished, written=finished.job.id in written)
+
+    def _log(self, finished: Finished, written: bool) -> None:
+        job, decision = finished.job, finished.decision
+        context = {"job_id": job.id, "job_type": job.type, "attempt": job.attempts,
+                   "duration": round(finished.duration, 4)}
+        if not written:
+            self.log.warning("job_outcome_not_recorded", **context, outcome=decision.kind.value,
+                             reason="the job is no longer this worker's (lease lost)")
+            return
+        level, event = _LOG_EVENTS[decision.kind]
+        if decision.kind is Kind.RETRY:
+            assert decision.run_at is not None
+            retry_in = (decision.run_at - self.clock.now()).total_seconds()
+            context.update(error=decision.error, retry_in=round(retry_in, 3),
+                           retries_left=job.max_retries - job.attempts)
+        elif decision.kind is Kind.FAIL:
+            context.update(error=decision.error)
+        elif decision.kind is Kind.RELEASE:
+            context.update(reason=finished.note)
+        getattr(self.log, level)(event, **context)

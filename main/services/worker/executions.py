@@ -1,0 +1,48 @@
+"""The jobs this worker is running, by id, and the slots they take (at most JOBQUEUE_CONCURRENCY)."""
+
+from collections.abc import Iterator
+
+from main.services.runner import RunningJob, StopReason
+
+
+class Executions:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._running: dict[int, RunningJob] = {}
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self._running)
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def __contains__(self, job_id: int) -> bool:
+        return job_id in self._running
+
+    def __iter__(self) -> Iterator[RunningJob]:
+        return iter(list(self._running.values()))
+
+    def snapshot(self) -> dict[int, RunningJob]:
+        return dict(self._running)
+
+    def add(self, running: RunningJob) -> None:
+        self._running[running.job.id] = running  # type: ignore[index]
+
+    def remove(self, running: RunningJob) -> None:
+        """Forget this execution, not a newer one of the same job (a paused job this worker claimed again)."""
+        if self._running.get(running.job.id) is running:  # type: ignore[arg-type]
+            del self._running[running.job.id]  # type: ignore[arg-type]
+
+    def stop(self, job_id: int, reason: StopReason) -> None:
+        if job_id in self._running:
+            self._running[job_id].stop(reason)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask every running job to stop at its next item boundary (resumable jobs); others run on."""
+        for running in self:
+            running.signal.request(reason)
+
+    def stop_all(self, reason: StopReason) -> None:
+        for running in self:
+            running.stop(reason)

@@ -1,0 +1,42 @@
+"""Runs one claimed job in its slot: the log context bound to it, sync code in the worker's job threads,
+the retry policy asked once, the decision handed to the completer, the slot freed at once."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from anyio import CapacityLimiter
+
+from main.base.jobs import BaseJob
+from main.base.jobs.continuation.sinks import RowCheckpoints
+from main.clock import Clock
+from main.db.store import JobStore
+from main.services.retry_policy import decide
+from main.services.runner import Paused, RunningJob, run_job
+from main.services.waker import Waker
+from main.services.worker.completer import Completer, Finished
+from main.services.worker.executions import Executions
+
+
+class Executor:
+    def __init__(self, job_class: Callable[[str], type[BaseJob[Any]] | None], store: JobStore, worker_id: str,
+                 clock: Clock, executions: Executions, completer: Completer, waker: Waker,
+                 threads: CapacityLimiter) -> None:
+        self.job_class, self.store, self.worker_id, self.clock = job_class, store, worker_id, clock
+        self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
+
+    async def run(self, running: RunningJob) -> None:
+        job = running.job
+        with structlog.contextvars.bound_contextvars(job_id=job.id, job_type=job.type, attempt=job.attempts):
+            started = time.monotonic()
+            job_class = self.job_class(job.type)
+            checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)  # type: ignore[arg-type]
+            try:
+                outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads)
+                decision = decide(job, outcome, job_class.options.backoff if job_class else None, self.clock.now())
+                note = f"paused: {outcome.reason}" if isinstance(outcome, Paused) else "worker shutting down"
+                self.completer.submit(Finished(job, decision, time.monotonic() - started, note))
+            finally:
+                self.executions.remove(running)
+                self.waker.wake()  # a slot is free

@@ -1,0 +1,54 @@
+"""Upkeep shared by all workers, each task on an interval of its own: requeue the jobs of workers that died
+(every lease/2) and delete old finished jobs (every JOBQUEUE_CLEANUP_INTERVAL). Both run once before the
+worker's first claim."""
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import anyio
+from sqlalchemy.exc import DBAPIError
+from structlog.typing import FilteringBoundLogger
+
+from main.clock import Clock
+from main.db.store import JobStore
+
+
+class Maintenance:
+    def __init__(self, store: JobStore, clock: Clock, log: FilteringBoundLogger, *, lease_seconds: float,
+                 cleanup_interval: float, retention: float) -> None:
+        self.store, self.clock, self.log = store, clock, log
+        self.lease_seconds, self.cleanup_interval, self.retention = lease_seconds, cleanup_interval, retention
+
+    async def once(self) -> None:
+        """One pass of each task: the worker runs it before its first claim."""
+        for task in (self.recover_expired, self.cleanup):
+            await self._guarded(task)
+
+    async def run(self) -> None:
+        """Each task again after its interval, until cancelled."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._every, self.lease_seconds / 2, self.recover_expired)
+            tasks.start_soon(self._every, self.cleanup_interval, self.cleanup)
+
+    async def recover_expired(self) -> None:
+        recovered = await self.store.database.run(self.store.recover_expired, self.clock.now())
+        if recovered.total:
+            self.log.warning("expired_leases_recovered", requeued=recovered.requeued, failed=recovered.failed,
+                             cancelled=recovered.cancelled)
+
+    async def cleanup(self) -> None:
+        cut_off = self.clock.now() - timedelta(seconds=self.retention)
+        deleted = await self.store.database.run(self.store.cleanup, cut_off)
+        if deleted:
+            self.log.info("cleanup_done", deleted=deleted, retention=self.retention)
+
+    async def _every(self, interval: float, task: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await anyio.sleep(interval)
+            await self._guarded(task)
+
+    async def _guarded(self, task: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await task()
+        except DBAPIError as exc:  # an outage: the next pass tries again
+            self.log.error("maintenance_failed", task=task.__name__, error=str(exc.orig).strip())

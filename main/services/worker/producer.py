@@ -1,0 +1,71 @@
+"""Claims due jobs in batches, as many as there are free slots, and starts each in its slot.
+
+It claims when woken (an enqueue here, a NOTIFY or WAL change from elsewhere, a slot freed, outcomes written)
+or every poll interval; a slot that frees up is refilled at once, not at the next tick.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from anyio.abc import TaskGroup
+from sqlalchemy.exc import DBAPIError
+from structlog.typing import FilteringBoundLogger
+
+from main.base.jobs import Backoff
+from main.clock import Clock
+from main.db.store import JobStore
+from main.services.runner import RunningJob
+from main.services.waker import Waker
+from main.services.worker.completer import Completer
+from main.services.worker.executions import Executions
+from main.services.worker.executor import Executor
+
+_MAX_OUTAGE_WAIT = 30.0  # seconds between attempts to reach a database that is down
+
+
+class Producer:
+    def __init__(self, store: JobStore, worker_id: str, clock: Clock, executions: Executions, executor: Executor,
+                 completer: Completer, waker: Waker, log: FilteringBoundLogger, *, queues: Sequence[str],
+                 poll_interval: float, lease_seconds: float, stopping: Callable[[], bool]) -> None:
+        self.store, self.worker_id, self.clock, self.log = store, worker_id, clock, log
+        self.executions, self.executor, self.completer, self.waker = executions, executor, completer, waker
+        self.queues, self.poll_interval, self.lease_seconds = queues, poll_interval, lease_seconds
+        self.stopping = stopping
+
+    async def run(self, jobs: TaskGroup, *, burst: bool = False) -> None:
+        """Claim and start until stopping (or, with `burst`, until nothing is due and nothing is running)."""
+        outage = 0  # consecutive claims that failed because the database was unreachable
+        while not self.stopping():
+            # Taken before claiming: a job that finishes while the claim runs may put itself back (a retry,
+            # a pause) after the claim's snapshot.
+            quiet = not self.executions and self.completer.idle
+            try:
+                claimed, outage = await self.claim(jobs), 0
+            except DBAPIError as exc:
+                outage += 1
+                await self._wait_out_outage(exc, outage)
+                continue
+            if burst and quiet and not claimed:
+                return
+            if not claimed or not self.executions.free:
+                await self.waker.wait(self.poll_interval)
+
+    async def claim(self, jobs: TaskGroup) -> int:
+        """Claim up to the free slots and start each claimed job; returns how many."""
+        free = self.executions.free
+        if free <= 0 or self.stopping():
+            return 0
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.lease_seconds)
+        claimed = await self.store.database.run(self.store.claim, self.worker_id, self.queues, free, now, lease_until)
+        for job in claimed:
+            running = RunningJob(job)
+            self.executions.add(running)
+            jobs.start_soon(self.executor.run, running)
+        return len(claimed)
+
+    async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:
+        """The database is unreachable: running jobs go on; retry with backoff, never crash the worker."""
+        delay = Backoff("exponential", base_delay=self.poll_interval, max_delay=_MAX_OUTAGE_WAIT).delay(failures)
+        self.log.error("database_unavailable", error=str(error.orig).strip(), failures=failures, retry_in=delay)
+        await self.waker.wait(delay)

@@ -1,0 +1,72 @@
+"""The worker: its parts in one task group, started together, stopped in order.
+
+    producer      claims due jobs into free slots          (woken, or every poll interval)
+    executor      runs one job in its slot                  (one task per job)
+    completer     writes outcomes in batches                (a few ms, or N outcomes)
+    heartbeat     renews leases, learns of cancels          (JOBQUEUE_HEARTBEAT_INTERVAL)
+    maintenance   recovers dead workers' jobs, prunes       (lease/2, JOBQUEUE_CLEANUP_INTERVAL)
+    listener      wakes the producer on NOTIFY / WAL change (the dialect's)
+
+A part that dies takes the worker down with its error (the task group); a database outage does not: each
+part waits it out and retries. Stopping: the producer stops claiming, running jobs get the shutdown timeout
+(resumable ones stop at their next item), the rest are interrupted, the completer writes every outcome, and
+only then do the side parts stop.
+"""
+
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio import CapacityLimiter
+
+from main.services.runner import StopReason
+from main.services.worker.completer import Completer
+from main.services.worker.executor import Executor
+from main.services.worker.heartbeat import Heartbeat
+from main.services.worker.maintenance import Maintenance
+from main.services.worker.producer import Producer
+
+if TYPE_CHECKING:
+    from main.services.job_queue import JobQueue
+
+
+class Worker:
+    def __init__(self, queue: "JobQueue") -> None:
+        settings, store, clock, log = queue.settings, queue.store, queue.clock, queue.log
+        self.queue, self.settings = queue, settings
+        self.completer = Completer(store, queue.worker_id, clock, queue.waker, log)
+        self.threads = CapacityLimiter(settings.concurrency)  # sync jobs: never in the database's threads
+        self.executor = Executor(queue.registered_class, store, queue.worker_id, clock, queue.executions,
+                                 self.completer, queue.waker, self.threads)
+        self.producer = Producer(store, queue.worker_id, clock, queue.executions, self.executor, self.completer,
+                                 queue.waker, log, queues=settings.queues, poll_interval=settings.poll_interval,
+                                 lease_seconds=settings.lease_seconds, stopping=lambda: queue.stopping)
+        self.heartbeat = Heartbeat(store, queue.worker_id, clock, queue.executions, self.completer, log,
+                                   interval=settings.effective_heartbeat_interval, lease_seconds=settings.lease_seconds)
+        self.maintenance = Maintenance(store, clock, log, lease_seconds=settings.lease_seconds,
+                                       cleanup_interval=settings.cleanup_interval, retention=settings.retention)
+
+    async def run(self, *, burst: bool = False, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+                  ) -> None:
+        queue = self.queue
+        await self.maintenance.once()
+        async with anyio.create_task_group() as side:
+            side.start_soon(queue.database.dialect.listen_for_new_jobs, queue.waker.wake)
+            side.start_soon(self.heartbeat.run)
+            side.start_soon(self.maintenance.run)
+            side.start_soon(self.completer.run)
+            task_status.started()
+            async with anyio.create_task_group() as jobs:
+                await self.producer.run(jobs, burst=burst)
+                await self._drain()
+            await self.completer.flush()
+            side.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Let running jobs finish for up to the shutdown timeout, then interrupt the rest."""
+        executions = self.queue.executions
+        if executions:
+            self.queue.log.info("worker_draining", running=len(executions), timeout=self.settings.shutdown_timeout)
+        with anyio.move_on_after(self.settings.shutdown_timeout):
+            while executions:
+                await self.queue.waker.wait(self.settings.poll_interval)
+        executions.stop_all(StopReason.SHUTDOWN)
