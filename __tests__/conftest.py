@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
@@ -51,6 +52,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     yield
     reset_job_queue()
+    structlog.reset_defaults()  # a test that configured logging (to its captured stderr) leaves nothing behind
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(5, ge=1, le=1000)
     queues: Annotated[tuple[str, ...], NoDecode] = ()
     lease_seconds: Duration = Field(30.0, ge=0.1)
-    heartbeat_interval: Duration | None = Field(None, ge=0.01)  # None: a third of the lease
+    heartbeat_interval: Duration | None = Field(None, ge=0.01)  # None: the poll interval, at most lease/3
     shutdown_timeout: Duration = Field(30.0, ge=0)
     retention: Duration = Field(7 * 86400.0, ge=0)
     cleanup_interval: Duration = Field(600.0, ge=0.01)
@@ -73,8 +73,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_heartbeat_interval(self) -> float:
-        """Seconds between lease renewals: JOBQUEUE_HEARTBEAT_INTERVAL, or a third of the lease."""
-        return self.heartbeat_interval if self.heartbeat_interval is not None else self.lease_seconds / 3
+        """Seconds between lease renewals (and between looks for cancel requests from other processes):
+        JOBQUEUE_HEARTBEAT_INTERVAL, or the poll interval, at most a third of the lease."""
+        if self.heartbeat_interval is not None:
+            return self.heartbeat_interval
+        return min(self.poll_interval, self.lease_seconds / 3)
 
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":

@@ -66,6 +66,30 @@ class BatchedCheckpointsJob(ItemsJob):
     checkpoint_policy = CheckpointPolicy.every(3)
 
 
+class FollowUps(BaseModel):
+    count: int = 3
+    fail_checkpoint_at: int | None = None  # the checkpoint covering this item fails (a write raises)
+
+
+@job(name="FollowUpJob", max_retries=0)
+class FollowUpJob(IterationJob[FollowUps]):
+    """Each item enqueues a follow-up job from inside its checkpoint write: the job exists iff the checkpoint
+    commits."""
+
+    def build_enumerator(self, payload: FollowUps, cursor: int | None) -> Enumerator:
+        return self.enumerate.items(range(1, payload.count + 1), cursor=cursor)
+
+    async def each_iteration(self, item: int, payload: FollowUps) -> None:
+        def enqueue_follow_up(session: Any) -> None:
+            from __tests__.support.jobs import NoopJob
+
+            NoopJob.perform_later_sync({"n": item})
+            if item == payload.fail_checkpoint_at:
+                raise RuntimeError(f"checkpoint of item {item} fails after its enqueue")
+
+        self.atomically(enqueue_follow_up)
+
+
 class Calls(BaseModel):
     per_step: int = 3
 
@@ -115,4 +139,5 @@ class StepsJob(ContinuableJob[Calls]):
         self.calls.append(f"done:{step.name}")
 
 
-JOBS = [CountingIterationJob, ResumingOnErrorJob, ShortRunsJob, TooManyRunsJob, BatchedCheckpointsJob, StepsJob]
+JOBS = [FollowUpJob, CountingIterationJob, ResumingOnErrorJob, ShortRunsJob, TooManyRunsJob, BatchedCheckpointsJob,
+        StepsJob]

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import anyio
+import structlog
 from pydantic import BaseModel
 
 from main.base.jobs import BaseJob, NonRetryableError, job
@@ -90,6 +91,18 @@ class SyncJob(BaseJob[Nothing]):
         return payload.n * 2
 
 
+@job(name="SyncSleepJob", max_retries=0)
+class SyncSleepJob(BaseJob[Sleep]):
+    def perform(self, payload: Sleep) -> None:  # holds a thread for the whole sleep
+        time.sleep(payload.seconds)
+
+
+@job(name="LoggingJob")
+class LoggingJob(BaseJob[Nothing]):
+    async def perform(self, payload: Nothing) -> None:
+        structlog.get_logger("mailer").info("mail_sent", to="someone@example.com")  # a library's own logger
+
+
 class FanOut(BaseModel):
     children: int
     hold: float = 0.0  # keep running this long after enqueueing
@@ -110,4 +123,4 @@ class PriorityJob(BaseJob[Record]):
 
 
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
-        PriorityJob]
+        PriorityJob, SyncSleepJob, LoggingJob]

@@ -210,7 +210,7 @@ class JobQueue:
         running = RunningJob(claimed[0], signal=StopSignal(interrupt))
         completer = Completer(self.store, self.worker_id, self.clock, self.waker, self.log)
         executor = Executor(self.registered_class, self.store, self.worker_id, self.clock, self.executions,
-                            completer, self.waker, anyio.CapacityLimiter(1))
+                            completer, self.waker, anyio.CapacityLimiter(1), self.log)
         self.executions.add(running)
         await executor.run(running)
         await completer.flush()

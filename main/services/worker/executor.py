@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 from anyio import CapacityLimiter
+from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs import BaseJob
 from main.base.jobs.continuation.sinks import RowCheckpoints
@@ -22,13 +23,14 @@ from main.services.worker.executions import Executions
 class Executor:
     def __init__(self, job_class: Callable[[str], type[BaseJob[Any]] | None], store: JobStore, worker_id: str,
                  clock: Clock, executions: Executions, completer: Completer, waker: Waker,
-                 threads: CapacityLimiter) -> None:
-        self.job_class, self.store, self.worker_id, self.clock = job_class, store, worker_id, clock
+                 threads: CapacityLimiter, log: FilteringBoundLogger) -> None:
+        self.job_class, self.store, self.worker_id, self.clock, self.log = job_class, store, worker_id, clock, log
         self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
 
     async def run(self, running: RunningJob) -> None:
         job = running.job
         with structlog.contextvars.bound_contextvars(job_id=job.id, job_type=job.type, attempt=job.attempts):
+            self.log.info("job_started", queue=job.queue)
             started = time.monotonic()
             job_class = self.job_class(job.type)
             checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)  # type: ignore[arg-type]

@@ -1,0 +1,186 @@
+"""The worker engine: leases kept whatever the poll interval, sync jobs that cannot starve the database's
+threads, an enqueue from inside a checkpoint write, reads beside a writer, pickup across processes without a
+short poll, logs with the job's context on stderr, and the number of statements per job."""
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy import event
+
+from __tests__.conftest import FAST, QueueFactory, wait_for
+from __tests__.support import continuation_jobs
+from __tests__.support.continuation_jobs import FollowUpJob
+from __tests__.support.jobs import JOBS, LoggingJob, NoopJob, SleepJob, SyncSleepJob
+from __tests__.test_worker import eventually, running, status_of
+from main.base.jobs.continuation.testing import run_job
+from main.db.entities import JobStatus
+from main.errors import SettingsError
+from main.log import configure_logging
+from main.services.job_queue import JobQueue, set_job_queue
+from main.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def sqlite_queue(sqlite_url: str) -> Iterator[JobQueue]:
+    """For what only SQLite has: a write lock for the whole file, no notification channel."""
+    queue = set_job_queue(JobQueue(Settings.load(database_url=sqlite_url, **FAST), jobs=JOBS))
+    yield queue
+    queue.close()
+
+
+@contextmanager
+def rescuer(queue: JobQueue, every: float = 0.05) -> Iterator[list[int]]:
+    """Another worker's crash recovery, run from a plain thread of its own (so that nothing in this process
+    can starve it): it takes over any job whose lease expires. Yields the jobs it recovered."""
+    recovered: list[int] = []
+    done = threading.Event()
+
+    def recover() -> None:
+        while not done.wait(every):
+            recovered.append(queue.store.recover_expired(queue.clock.now()).total)
+
+    thread = threading.Thread(target=recover, name="rescuer")
+    thread.start()
+    try:
+        yield recovered
+    finally:
+        done.set()
+        thread.join()
+
+
+async def test_a_long_poll_interval_cannot_starve_the_heartbeat(make_queue: QueueFactory) -> None:
+    worker = make_queue(poll_interval=60, lease_seconds=0.6)  # the default heartbeat: a third of the lease
+    other = make_queue(lease_seconds=0.6)
+    async with running(worker):
+        job_id = await SleepJob.perform_later({"seconds": 2.0})  # over three leases long
+        await eventually(lambda: status_of(worker, job_id) == JobStatus.RUNNING)
+        with rescuer(other) as recovered:
+            await eventually(lambda: status_of(worker, job_id) == JobStatus.COMPLETED)
+    assert sum(recovered) == 0 and worker.store.get(job_id).attempts == 1
+
+
+async def test_sync_jobs_cannot_starve_the_heartbeat(make_queue: QueueFactory) -> None:
+    worker = make_queue(concurrency=60, lease_seconds=1.0)
+    other = make_queue(lease_seconds=1.0)
+    ids = await SyncSleepJob.perform_bulk([{"seconds": 2.5}] * 60)  # 60 threads held, each for 2.5 leases
+    with rescuer(other) as recovered:
+        await worker.run(burst=True)
+    rows = [worker.store.get(job_id) for job_id in ids]
+    assert sum(recovered) == 0
+    assert [(row.status, row.attempts) for row in rows] == [(JobStatus.COMPLETED, 1)] * 60
+
+
+def test_settings_refuse_a_heartbeat_not_well_inside_the_lease() -> None:
+    with pytest.raises(SettingsError, match=r"JOBQUEUE_HEARTBEAT_INTERVAL \(20s\) must be at most half of "
+                                            r"JOBQUEUE_LEASE_SECONDS \(30s\)"):
+        Settings.load(heartbeat_interval="20s", lease_seconds=30)
+    assert Settings.load(lease_seconds=30, poll_interval=60).effective_heartbeat_interval == 10
+
+
+async def test_an_enqueue_inside_a_checkpoint_write_commits_with_the_checkpoint(make_queue: QueueFactory) -> None:
+    queue = make_queue(jobs=[*JOBS, *continuation_jobs.JOBS])
+    with anyio.fail_after(20):  # before the engine's fix this hung for good on SQLite
+        done = await run_job(await FollowUpJob.perform_later({"count": 3}))
+        failed = await run_job(await FollowUpJob.perform_later({"count": 3, "fail_checkpoint_at": 2}))
+    assert done.status == JobStatus.COMPLETED and failed.status == JobStatus.FAILED
+    follow_ups = queue.store.list_jobs(types=["NoopJob"])
+    # 3 from the first job; 1 from the second: the follow-up of item 2 rolled back with its checkpoint
+    assert sorted(job.payload["n"] for job in follow_ups) == [1, 1, 2, 3]
+    await queue.run(burst=True)
+    assert {queue.store.get(job.id).status for job in follow_ups} == {JobStatus.COMPLETED}  # type: ignore[arg-type]
+
+
+HOLD_THE_WRITE_LOCK = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+connection.execute("UPDATE jobs SET priority = priority + 1")
+print("locked", flush=True)
+time.sleep(30)
+"""
+
+
+def test_reads_proceed_while_another_process_holds_the_write_lock(sqlite_queue: JobQueue, sqlite_url: str) -> None:
+    queue = sqlite_queue
+    NoopJob.perform_bulk_sync([{"n": 1}, {"n": 2}])
+    path = sqlite_url.removeprefix("sqlite:///")
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_THE_WRITE_LOCK, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
+        results: list[Any] = []
+        reader = threading.Thread(target=lambda: results.extend([queue.get_status_sync(), queue.store.get(1)]))
+        reader.start()
+        reader.join(timeout=5)  # SQLite's busy timeout is 30 s: a read that waited for the lock would not be done
+        assert not reader.is_alive(), "the read waited for another process's write transaction"
+        assert results[0].counts_by_status["pending"] == 2 and results[1].priority == 0  # the committed state
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+@pytest.mark.slow
+def test_a_worker_in_another_process_picks_up_at_once_without_a_short_poll(
+    sqlite_queue: JobQueue, sqlite_url: str, start_worker: Any
+) -> None:
+    queue = sqlite_queue
+    worker = start_worker(sqlite_url, "--concurrency", "1", JOBQUEUE_POLL_INTERVAL="60")
+    warm_up = NoopJob.perform_later_sync({"n": 0})  # the worker's first claim happens at start
+    wait_for(lambda: status_of(queue, warm_up) == JobStatus.COMPLETED, timeout=30)
+    job_id = NoopJob.perform_later_sync({"n": 1})  # with a 60 s poll, only the WAL watch can pick this up soon
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=10)
+    worker.stop()
+
+
+async def test_log_lines_inside_a_job_carry_its_context_and_go_to_stderr(
+    queue: JobQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+    job_id = await LoggingJob.perform_later({})
+    await queue.run(burst=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = [json.loads(line) for line in err.splitlines() if '"mail_sent"' in line]
+    assert (line["job_id"], line["job_type"], line["attempt"]) == (job_id, "LoggingJob", 1)
+
+
+class StatementCounter:
+    """Counts the SQL statements that reach the database through `queue`'s engines."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.statements: list[str] = []
+        self.engines = {queue.database.engine, queue.database.read_engine}
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.split(None, 1)[0].upper() in {"SELECT", "INSERT", "UPDATE", "DELETE"}:
+            self.statements.append(statement.split(None, 1)[0].upper())
+
+    def close(self) -> None:
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._count)
+
+
+async def test_the_hot_path_issues_a_few_statements_per_batch_not_per_job(make_queue: QueueFactory) -> None:
+    queue = make_queue(concurrency=50, heartbeat_interval=1.0)  # no lease renewal within the run
+    jobs = 500
+    await NoopJob.perform_bulk([{"n": n} for n in range(jobs)])
+    await queue.database.run(queue.store.ensure_schema)
+    counter = StatementCounter(queue)
+    try:
+        await queue.run(burst=True)
+    finally:
+        counter.close()
+    assert queue.get_status_sync().counts_by_status["completed"] == jobs
+    # Design: per batch of up to 50 jobs one claim and one outcome statement, so about 2 * 500 / 50 = 20; the
+    # slack covers batches cut short by scheduling, crash recovery's 3 statements and cleanup's 1 at start.
+    assert len(counter.statements) <= 60, counter.statements
