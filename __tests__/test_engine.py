@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import psycopg
 import pytest
 from sqlalchemy import event
 
@@ -20,6 +22,7 @@ from __tests__.support.continuation_jobs import FollowUpJob
 from __tests__.support.jobs import JOBS, LoggingJob, NoopJob, SleepJob, SyncSleepJob
 from __tests__.test_worker import eventually, running, status_of
 from main.base.jobs.continuation.testing import run_job
+from main.db.dialects.postgres import PING_AFTER_IDLE
 from main.db.entities import JobStatus
 from main.errors import SettingsError
 from main.log import configure_logging
@@ -184,3 +187,16 @@ async def test_the_hot_path_issues_a_few_statements_per_batch_not_per_job(make_q
     # Design: per batch of up to 50 jobs one claim and one outcome statement, so about 2 * 500 / 50 = 20; the
     # slack covers batches cut short by scheduling, crash recovery's 3 statements and cleanup's 1 at start.
     assert len(counter.statements) <= 60, counter.statements
+
+
+@pytest.mark.postgres
+def test_connections_the_server_dropped_while_idle_are_replaced(postgres_url: str) -> None:
+    queue = set_job_queue(JobQueue(Settings.load(database_url=postgres_url, **FAST), jobs=JOBS))
+    NoopJob.perform_later_sync({"n": 1})  # the pool now holds a connection
+    with psycopg.connect(postgres_url, autocommit=True) as admin:  # what a server restart does to it
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    time.sleep(PING_AFTER_IDLE + 0.1)
+    job_id = NoopJob.perform_later_sync({"n": 2})  # pinged on checkout, found dead, replaced: no error
+    assert queue.store.get(job_id).payload == {"n": 2}
+    queue.close()

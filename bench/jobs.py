@@ -31,4 +31,17 @@ class BenchStampJob(BaseJob[Stamp]):
         Path(payload.path).write_text(str(time.time() - payload.enqueued_at))
 
 
-JOBS = [BenchNoopJob, BenchStampJob]
+class Clock(BaseModel):
+    path: str
+
+
+@job(name="BenchClockJob")
+class BenchClockJob(BaseJob[Clock]):
+    """Appends the time it started to a file: the side-by-side benchmark's pickup probe (bench/compare)."""
+
+    async def perform(self, payload: Clock) -> None:
+        with open(payload.path, "a") as file:
+            file.write(f"{time.time()}\n")
+
+
+JOBS = [BenchNoopJob, BenchStampJob, BenchClockJob]

@@ -33,6 +33,8 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         # The claim query: pending rows of some queues, due, best priority first.
         sa.Index("ix_jobs_claim", "status", "queue", "priority", "run_at"),
+        # The claim query over all queues, in its own order: no sort of every pending row per claim.
+        sa.Index("ix_jobs_due", "status", sa.desc("priority"), "run_at", "id"),
         # Lease recovery and cleanup scan by status and a time.
         sa.Index("ix_jobs_lease", "status", "lease_expires_at"),
         sa.Index("ix_jobs_finished", "status", "finished_at"),
