@@ -132,8 +132,8 @@ def pickup(system: System, samples: int) -> tuple[float, float]:
         for sample in range(samples):
             enqueued = time.time()
             system.enqueue_clock(str(path))
-            lines = wait_for(lambda: path.read_text().splitlines(), lambda lines: len(lines) > sample, timeout=30,
-                             interval=0.0005)
+            lines = wait_for(lambda: path.read_text().splitlines(), lambda lines, n=sample: len(lines) > n,
+                             timeout=30, interval=0.0005)
             latencies.append((float(lines[sample]) - enqueued) * 1000)
             time.sleep(0.01)
     finally:
