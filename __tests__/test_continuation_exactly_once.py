@@ -67,6 +67,15 @@ async def run_until_settled(queue: JobQueue, job_id: int, *, every: int | None =
     raise AssertionError(f"job {job_id} did not settle in {runs} runs")
 
 
+def walk_table(queue: JobQueue, count: int, column: str = "n") -> tuple[list[Any], list[int]]:
+    """A fresh keyed_rows table of `count` rows, the walk jobs' class state reset; the rows, and their ids in
+    the order an ascending walk by `column` visits them."""
+    rows = keyed_rows(count)
+    create_keyed_rows(queue.database, rows)
+    cursor_jobs.WalkKeyedRowsJob.failed_once, cursor_jobs.WalkKeyedRowsJob.iterated = set(), 0
+    return rows, expected_order(rows, Walk(column=column))
+
+
 def walked(queue: JobQueue, job_type: str) -> list[int]:
     return [int(key) for key in logged(queue, job_type)]
 
@@ -120,10 +129,7 @@ async def test_a_checkpoint_of_an_earlier_release_with_text_datetimes_still_resu
 async def test_a_write_that_fails_at_checkpoint_time_is_retried_not_lost(
     queue: JobQueue, job_class: type[IterationJob[Any]]
 ) -> None:
-    rows = keyed_rows(12)
-    create_keyed_rows(queue.database, rows)
-    cursor_jobs.WalkKeyedRowsJob.failed_once = set()
-    order = expected_order(rows, Walk(column="n"))
+    rows, order = walk_table(queue, 12)
     payload = Walk(column="n", fail_writes=[order[3], order[8]])
     job_id = await job_class.perform_later(payload)
     first = await run_job(job_id)
@@ -136,10 +142,7 @@ async def test_a_write_that_fails_at_checkpoint_time_is_retried_not_lost(
 
 
 async def test_a_write_that_fails_when_the_job_is_interrupted_is_retried_not_lost(queue: JobQueue) -> None:
-    rows = keyed_rows(12)
-    create_keyed_rows(queue.database, rows)
-    cursor_jobs.WalkKeyedRowsJob.failed_once = set()
-    order = expected_order(rows, Walk(column="n"))
+    rows, order = walk_table(queue, 12)
     payload = Walk(column="n", fail_writes=[order[1]])
     job_id = await WalkBatchedJob.perform_later(payload)  # checkpoints every 3: the interruption writes items 1-2
     row = await run_job(job_id, interrupt=interrupt_after_items(2))
@@ -152,10 +155,7 @@ async def test_a_write_that_fails_when_the_job_is_interrupted_is_retried_not_los
 
 
 async def test_a_write_that_fails_while_shutting_down_is_redone_on_resume(queue: JobQueue) -> None:
-    rows = keyed_rows(30)
-    create_keyed_rows(queue.database, rows)
-    cursor_jobs.WalkKeyedRowsJob.failed_once, cursor_jobs.WalkKeyedRowsJob.iterated = set(), 0
-    order = expected_order(rows, Walk(column="n"))
+    rows, order = walk_table(queue, 30)
     payload = Walk(column="n", fail_writes=[order[0]], batch_size=2, item_delay=0.02)
     job_id = await WalkRarelyJob.perform_later(payload)  # no checkpoint before the shutdown's
 
@@ -173,9 +173,7 @@ async def test_a_write_that_fails_while_shutting_down_is_redone_on_resume(queue:
 
 
 async def test_after_a_lost_lease_the_job_never_writes_the_items_it_did_not_checkpoint(queue: JobQueue) -> None:
-    rows = keyed_rows(9)
-    create_keyed_rows(queue.database, rows)
-    order = expected_order(rows, Walk(column="n"))
+    rows, order = walk_table(queue, 9)
     job_id = await WalkBatchedJob.perform_later(Walk(column="n", steal_at=order[4]))
     row = await run_job(job_id)  # checkpoints after items 3 and 6; the job is taken over after item 5
     assert (row.status, row.worker_id) == (JobStatus.RUNNING, "another-worker")

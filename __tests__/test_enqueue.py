@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from __tests__.conftest import QueueFactory
-from __tests__.support.jobs import FailingJob, NoopJob, PriorityJob, SleepJob
+from __tests__.support.jobs import FailingJob, NoopJob, PriorityJob, RecordJob, SleepJob
 from main.base.jobs import JobRequest
 from main.clock import FrozenClock
 from main.db.entities import JobStatus
@@ -113,3 +113,22 @@ def test_register_rejects_undecorated_classes_and_name_clashes(make_queue: Queue
         queue.register(Plain)
     queue.register(NoopJob)  # the same class again is harmless
     assert queue.get_available_job_types() == ["NoopJob"]
+
+
+async def test_bulk_returns_each_jobs_id_in_the_order_given(queue: JobQueue) -> None:
+    when = queue.clock.now() + timedelta(hours=1)
+    requests = [
+        JobRequest(NoopJob, {"n": n}, queue=f"q{n % 3}", priority=n % 5, delay=None if n % 2 else 60)
+        if n % 4 else JobRequest(RecordJob, {"path": f"/tmp/ü\u2028'\";--{n}"}, run_at=when)
+        for n in range(300)
+    ]
+    ids = await queue.enqueue_many(requests)
+    assert len(set(ids)) == 300
+    for job_id, request in zip(ids, requests, strict=True):
+        row = queue.store.get(job_id)
+        payload = request.payload if isinstance(request.payload, dict) else request.payload.model_dump()
+        assert (row.type, row.queue) == (request.job_class.options.name, request.queue or "default")
+        assert {key: row.payload[key] for key in payload} == payload
+        assert (row.status, row.attempts, row.cancel_requested) == (JobStatus.PENDING, 0, False)
+        if request.run_at:
+            assert row.run_at == when

@@ -45,17 +45,22 @@ def run(*, quick: bool, pg_admin_url: str, only: list[str]) -> None:
     plan = QUICK if quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     base = pg_admin_url.rpartition("/")[0]
+    wanted = lambda key: not only or key in only  # noqa: E731
+    jobqueue_pg = fresh_database(pg_admin_url, "bench_jobqueue") if wanted("jobqueue-pg") else ""
+    procrastinate_pg = fresh_database(pg_admin_url, "bench_procrastinate") if wanted("procrastinate") else ""
+    # The peers' apps read their locations once, when bench.compare.peer_apps is first imported.
+    os.environ.update(BENCH_SQLITE=str(workdir / "huey.db"), BENCH_PG_URL=procrastinate_pg)
     builders: dict[str, Callable[[], System]] = {
         "jobqueue-sqlite": lambda: Jobqueue(workdir, "", "sqlite"),
         "huey": lambda: Huey(workdir, ""),
-        "jobqueue-pg": lambda: Jobqueue(workdir, fresh_database(pg_admin_url, "bench_jobqueue"), "postgresql"),
-        "procrastinate": lambda: Procrastinate(workdir, fresh_database(pg_admin_url, "bench_procrastinate")),
+        "jobqueue-pg": lambda: Jobqueue(workdir, jobqueue_pg, "postgresql"),
+        "procrastinate": lambda: Procrastinate(workdir, procrastinate_pg),
         "rq": lambda: Rq(workdir, ""),
     }
     print(f"plan: {plan}; work files in {workdir}; PostgreSQL at {base}", file=sys.stderr)
     results = []
     for key, build in builders.items():
-        if only and key not in only:
+        if not wanted(key):
             continue
         print(f"-- {key}", file=sys.stderr)
         system = build()
@@ -234,7 +239,8 @@ def print_table(results: list[Results], plan: Plan) -> None:
     header = ["workload", *columns, *(f"{key} / {PEERS[key]}" for key in ratio_columns)]
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
-    names = list(dict.fromkeys(name for figures in by_key.values() for name in figures))
+    fullest = max(by_key.values(), key=len)  # its order, with the multi-process rows in place
+    names = list(dict.fromkeys([*fullest, *(name for figures in by_key.values() for name in figures)]))
     for name in names:
         row = [name, *(_cell(by_key[key].get(name, "-")) for key in columns)]
         for key in ratio_columns:

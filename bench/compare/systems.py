@@ -101,7 +101,6 @@ class Huey(System):
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         super().__init__(workdir, pg_url)
-        os.environ["BENCH_SQLITE"] = str(workdir / "huey.db")
         from bench.compare import peer_apps
 
         self.apps = peer_apps
@@ -130,7 +129,6 @@ class Procrastinate(System):
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         super().__init__(workdir, pg_url)
-        os.environ["BENCH_PG_URL"] = pg_url
         from bench.compare import peer_apps
 
         self.apps = peer_apps

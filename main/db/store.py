@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, update
+from sqlalchemy import ColumnElement, Connection, delete, func, update
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database
@@ -80,7 +80,7 @@ class JobStore:
         ]
         self.ensure_schema()
         with self.database.connection() as connection:
-            ids = list(connection.scalars(_INSERT_RETURNING_IDS, rows))
+            ids = self.database.dialect.insert_jobs(connection, rows)
             self.database.dialect.announce_new_jobs(connection)
         return ids
 
@@ -300,7 +300,6 @@ class JobStore:
         return job
 
 
-_INSERT_RETURNING_IDS = insert(jobs_table).returning(jobs_table.c.id, sort_by_parameter_order=True)
 # Every outcome ends the run: no lease, no pending cancel request.
 _FINISHED: dict[str, Any] = {"lease_expires_at": None, "cancel_requested": False}
 # The outcomes whose values are the same for every row: one statement for a whole batch.

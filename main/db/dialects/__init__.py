@@ -6,9 +6,9 @@ A dialect adds only what portable SQL cannot say: how to connect, how to seriali
 to tell other processes that work has arrived.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
@@ -33,6 +33,11 @@ class Dialect(Protocol):
 
     def lock_schema(self, connection: Connection) -> None:
         """Inside a transaction: keep other processes out while tables are created or migrated."""
+        ...
+
+    def insert_jobs(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows of the `jobs` table (every column but the id given) in one round trip where the driver
+        allows it; returns the new ids in the order of `rows`."""
         ...
 
     def announce_new_jobs(self, connection: Connection) -> None:

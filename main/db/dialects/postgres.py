@@ -1,20 +1,41 @@
 """PostgreSQL: the scale-out engine. Many workers on many machines share one database;
 claims skip rows locked by others and LISTEN/NOTIFY wakes idle workers when jobs arrive."""
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url, text
 from sqlalchemy.exc import DisconnectionError
 
+from main.db.entities.job import Job
 from main.log import get_logger
 
 CHANNEL = "jobqueue_new_jobs"
 PING_AFTER_IDLE = 1.0  # seconds a pooled connection may rest before it is checked on checkout
+
+_jobs = Job.__table__  # type: ignore[attr-defined]
+_INSERT_ONE = insert(_jobs).returning(_jobs.c.id)
+# Every column a new job sets, its SQL array type, and its value when a row leaves it out.
+_COLUMNS: list[tuple[str, Any]] = [
+    ("type", None), ("payload", None), ("status", "pending"), ("queue", "default"), ("priority", 0),
+    ("attempts", 0), ("max_retries", 0), ("run_at", None), ("created_at", None), ("updated_at", None),
+    ("cancel_requested", False),
+]
+_ARRAY_TYPES = {"type": "varchar[]", "payload": "json[]", "status": "varchar[]", "queue": "varchar[]",
+                "priority": "int[]", "attempts": "int[]", "max_retries": "int[]", "run_at": "timestamp[]",
+                "created_at": "timestamp[]", "updated_at": "timestamp[]", "cancel_requested": "boolean[]"}
+_NAMES = [name for name, _ in _COLUMNS]
+_INSERT_UNNEST = (
+    f"INSERT INTO jobs ({', '.join(_NAMES)}) "
+    f"SELECT {', '.join(_NAMES)} FROM unnest({', '.join(f'CAST(:{n} AS {_ARRAY_TYPES[n]})' for n in _NAMES)}) "
+    f"WITH ORDINALITY AS row({', '.join(_NAMES)}, position) ORDER BY position RETURNING id"
+)
 _SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
 _RECONNECT_DELAY = 1.0
 
@@ -42,6 +63,17 @@ class PostgresDialect:
 
     def lock_schema(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+
+    def insert_jobs(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """One statement whatever the number of rows: each column travels as one array and `unnest` turns them
+        back into rows (a multi-row VALUES list would cost psycopg a parse of thousands of placeholders). The
+        ids come from the sequence in the order the ordered SELECT yields the rows, so sorted they follow
+        `rows`."""
+        if len(rows) == 1:
+            return list(connection.scalars(_INSERT_ONE, rows))
+        arrays = {name: [_to_db(name, row.get(name, default)) for row in rows] for name, default in _COLUMNS}
+        ids = connection.scalars(text(_INSERT_UNNEST), arrays)
+        return sorted(ids)
 
     def announce_new_jobs(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
@@ -77,3 +109,13 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 def _note_last_use(_dbapi_connection: Any, record: Any) -> None:
     record.info["last_use"] = time.monotonic()
+
+
+def _to_db(name: str, value: Any) -> Any:
+    """A value as the jobs table stores it (what its column types would do): JSON as text, aware datetimes as
+    naive UTC, enum members as their value."""
+    if name == "payload":
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return getattr(value, "value", value)

@@ -8,13 +8,17 @@ every commit of any process changes, and wakes when it does.
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url
+
+from main.db.entities.job import Job
 
 BUSY_TIMEOUT_MS = 30_000
+_jobs = Job.__table__  # type: ignore[attr-defined]
+_INSERT_RETURNING_IDS = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
 
 
@@ -43,6 +47,10 @@ class SqliteDialect:
 
     def lock_schema(self, connection: Connection) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
+
+    def insert_jobs(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """SQLAlchemy's multi-row INSERT ... RETURNING: sqlite3 binds positionally, without parsing the SQL."""
+        return list(connection.scalars(_INSERT_RETURNING_IDS, rows))
 
     def announce_new_jobs(self, connection: Connection) -> None:
         """Nothing to send: workers in other processes see the WAL file change (listen_for_new_jobs)."""
