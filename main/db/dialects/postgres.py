@@ -70,7 +70,7 @@ class PostgresDialect:
         ids come from the sequence in the order the ordered SELECT yields the rows, so sorted they follow
         `rows`."""
         if len(rows) == 1:
-            return list(connection.scalars(_INSERT_ONE, rows))
+            return [connection.scalar(_INSERT_ONE, rows[0])]
         arrays = {name: [_to_db(name, row.get(name, default)) for row in rows] for name, default in _COLUMNS}
         ids = connection.scalars(text(_INSERT_UNNEST), arrays)
         return sorted(ids)
