@@ -17,9 +17,6 @@ class Executions:
     def __len__(self) -> int:
         return len(self._running)
 
-    def __contains__(self, job_id: int) -> bool:
-        return job_id in self._running
-
     def __iter__(self) -> Iterator[RunningJob]:
         return iter(list(self._running.values()))
 
