@@ -152,10 +152,10 @@ class JobStore:
                     written.update(connection.scalars(stmt))
                     continue
                 for decision in group:
-                    stmt = (update(jobs_table)
-                            .where(jobs_table.c.id == decision.job_id, *self._owned_by(worker_id))
-                            .values(updated_at=now, **_FINISHED, **_row_values(decision, now)))
-                    if connection.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+                    one_row = (update(jobs_table)
+                               .where(jobs_table.c.id == decision.job_id, *self._owned_by(worker_id))
+                               .values(updated_at=now, **_FINISHED, **_row_values(decision, now)))
+                    if connection.execute(one_row).rowcount == 1:  # type: ignore[attr-defined]
                         written.add(decision.job_id)
             if any(d.wakes_workers(now) and d.job_id in written for d in decisions):
                 self.database.dialect.announce_new_jobs(connection)
