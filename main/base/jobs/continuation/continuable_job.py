@@ -107,10 +107,7 @@ class ContinuableJob(BaseJob[P]):
         self._last_save = time.monotonic()
         self._advanced_this_run = False
         self._last_save_duration = 0.0
-        # What the database holds: a failed save rolls the progress in memory back to it.
-        self._committed: dict[str, Any] = self.checkpoints.initial or {}
-        self._committed_advance = False  # whether this run's committed checkpoints hold progress
-        self._failed_save: BaseException | None = None
+        self._failed_save: BaseException | None = None  # a checkpoint of this run that did not commit
 
     # -- the API of job code -----------------------------------------------------------------------------
 
@@ -247,10 +244,10 @@ class ContinuableJob(BaseJob[P]):
     async def _save(self) -> None:
         """Commit the checkpoint together with the writes of the items it covers, or neither.
 
-        If the commit fails (a write raised, the lease is lost, the database is gone), the progress in memory
-        goes back to the last committed checkpoint, so nothing can later save a cursor past items whose writes
-        never committed; those items run again when the job is retried or resumed. The job saves no more in
-        this run: every later save raises CheckpointWriteError, even if job code swallowed the first error.
+        If the commit fails (a write raised, the lease is lost, the database is gone), the run saves no more:
+        every later save raises CheckpointWriteError, even if job code swallowed the first error, so nothing
+        can save a cursor past items whose writes never committed. The database keeps the last committed
+        checkpoint, and the items after it run again when the job is retried or resumed.
         """
         if self._failed_save is not None:
             raise CheckpointWriteError(
@@ -262,27 +259,18 @@ class ContinuableJob(BaseJob[P]):
         writes, self._done_writes = self._done_writes, []
         self.checkpoint.saves += 1
         self.checkpoint.save_seconds += self._last_save_duration
-        snapshot = self.checkpoint.model_dump(mode="json")
         try:
-            await self.checkpoints.save(snapshot, writes)
+            await self.checkpoints.save(self.checkpoint.model_dump(mode="json"), writes)
         except Exception as error:
-            self._roll_back_to_committed(error)
+            self._failed_save = error
+            self.context.log.warning("checkpoint_not_saved", error=f"{type(error).__name__}: {error}",
+                                     note="the items since the last checkpoint run again")
             raise
         except BaseException:  # cancelled before the save's thread started: nothing was committed
             self._done_writes = [*writes, *self._done_writes]
             raise
-        self._committed, self._committed_advance = snapshot, self._advanced_this_run
         self._items_since_save, self._last_save = 0, time.monotonic()
         self._last_save_duration = self._last_save - started  # recorded with the next save
-
-    def _roll_back_to_committed(self, error: BaseException) -> None:
-        committed = Checkpoint.model_validate(self._committed)
-        self.checkpoint.steps, self.checkpoint.current = committed.steps, committed.current
-        self._advanced_this_run = self._committed_advance
-        self._item_writes, self._done_writes = [], []
-        self._failed_save = error
-        self.context.log.warning("checkpoint_not_saved", error=f"{type(error).__name__}: {error}",
-                                 note="progress since the last checkpoint runs again")
 
 
 def _default_database() -> Database:
