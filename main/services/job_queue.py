@@ -34,9 +34,7 @@ from main.log import get_logger
 from main.services.runner import RunningJob, StopReason
 from main.services.waker import Waker
 from main.services.worker import Worker
-from main.services.worker.completer import Completer
 from main.services.worker.executions import Executions
-from main.services.worker.executor import Executor
 from main.settings import Settings
 
 
@@ -208,12 +206,10 @@ class JobQueue:
         if not claimed:
             return None
         running = RunningJob(claimed[0], signal=StopSignal(interrupt))
-        completer = Completer(self.store, self.worker_id, self.clock, self.waker, self.log)
-        executor = Executor(self.registered_class, self.store, self.worker_id, self.clock, self.executions,
-                            completer, self.waker, anyio.CapacityLimiter(1), self.log)
+        parts = Worker(self)  # its executor and completer, without starting the worker
         self.executions.add(running)
-        await executor.run(running)
-        await completer.flush()
+        await parts.executor.run(running)
+        await parts.completer.flush()
         return await self.get_job(running.job.id)  # type: ignore[arg-type]
 
     # -- operations (async, each with a blocking *_sync twin) -------------------------------------------
