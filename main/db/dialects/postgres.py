@@ -21,19 +21,17 @@ PING_AFTER_IDLE = 1.0  # seconds a pooled connection may rest before it is check
 
 _jobs = Job.__table__  # type: ignore[attr-defined]
 _INSERT_ONE = insert(_jobs).returning(_jobs.c.id)
-# Every column a new job sets, its SQL array type, and its value when a row leaves it out.
-_COLUMNS: list[tuple[str, Any]] = [
-    ("type", None), ("payload", None), ("status", "pending"), ("queue", "default"), ("priority", 0),
-    ("attempts", 0), ("max_retries", 0), ("run_at", None), ("created_at", None), ("updated_at", None),
-    ("cancel_requested", False),
+# Every column a new job sets: its SQL array type, and its value when a row leaves it out.
+_COLUMNS: list[tuple[str, str, Any]] = [
+    ("type", "varchar[]", None), ("payload", "json[]", None), ("status", "varchar[]", "pending"),
+    ("queue", "varchar[]", "default"), ("priority", "int[]", 0), ("attempts", "int[]", 0),
+    ("max_retries", "int[]", 0), ("run_at", "timestamp[]", None), ("created_at", "timestamp[]", None),
+    ("updated_at", "timestamp[]", None), ("cancel_requested", "boolean[]", False),
 ]
-_ARRAY_TYPES = {"type": "varchar[]", "payload": "json[]", "status": "varchar[]", "queue": "varchar[]",
-                "priority": "int[]", "attempts": "int[]", "max_retries": "int[]", "run_at": "timestamp[]",
-                "created_at": "timestamp[]", "updated_at": "timestamp[]", "cancel_requested": "boolean[]"}
-_NAMES = [name for name, _ in _COLUMNS]
+_NAMES = [name for name, _, _ in _COLUMNS]
 _INSERT_UNNEST = (
     f"INSERT INTO jobs ({', '.join(_NAMES)}) "
-    f"SELECT {', '.join(_NAMES)} FROM unnest({', '.join(f'CAST(:{n} AS {_ARRAY_TYPES[n]})' for n in _NAMES)}) "
+    f"SELECT {', '.join(_NAMES)} FROM unnest({', '.join(f'CAST(:{n} AS {t})' for n, t, _ in _COLUMNS)}) "
     f"WITH ORDINALITY AS row({', '.join(_NAMES)}, position) ORDER BY position RETURNING id"
 )
 _SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
@@ -71,7 +69,7 @@ class PostgresDialect:
         `rows`."""
         if len(rows) == 1:
             return [connection.scalar(_INSERT_ONE, rows[0])]
-        arrays = {name: [_to_db(name, row.get(name, default)) for row in rows] for name, default in _COLUMNS}
+        arrays = {name: [_to_db(name, row.get(name, default)) for row in rows] for name, _, default in _COLUMNS}
         ids = connection.scalars(text(_INSERT_UNNEST), arrays)
         return sorted(ids)
 
