@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
         ("bench.bench_queue", ["--jobs", "50", "--latency-samples", "2", "--poll-interval", "0.2"],
          ["enqueue one by one", "enqueue in bulk", "process with one worker", "pickup latency, same process",
           "pickup latency, worker in another process"]),
-        ("bench.bench_checkpoints", ["--items", "60"], ["every item", "every 100 items", "every second"]),
+        ("bench.bench_checkpoints", ["--items", "60"], ["every item", "every 100 items", "every second",
+                                                              "default policy"]),
     ],
 )
 def test_benchmark_prints_its_figures(script: str, args: list[str], expected: list[str]) -> None:

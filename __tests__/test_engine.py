@@ -200,3 +200,80 @@ def test_connections_the_server_dropped_while_idle_are_replaced(postgres_url: st
     job_id = NoopJob.perform_later_sync({"n": 2})  # pinged on checkout, found dead, replaced: no error
     assert queue.store.get(job_id).payload == {"n": 2}
     queue.close()
+
+
+class StatementRecorder:
+    """Keeps the SQL and parameters of the UPDATE statements run through `queue`'s write engine."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.engine = queue.database.engine
+        self.updates: list[tuple[str, Any]] = []
+        event.listen(self.engine, "before_cursor_execute", self._keep)
+
+    def _keep(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            self.updates.append((statement, parameters))
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._keep)
+
+    def plan(self, statement: str, parameters: Any) -> str:
+        """The engine's plan for one recorded statement, as text (not executed)."""
+        with self.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+                return "\n".join(str(row[-1]) for row in rows)
+            connection.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: ask whether it *can* use one
+            return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+
+
+async def test_the_claim_and_the_outcomes_use_the_partial_indexes(make_queue: QueueFactory) -> None:
+    queue = make_queue(concurrency=5)
+    await NoopJob.perform_bulk([{"n": n} for n in range(10)])
+    recorder = StatementRecorder(queue)
+    try:
+        await queue.run(burst=True)
+    finally:
+        recorder.close()
+    assert queue.get_status_sync().counts_by_status["completed"] == 10
+    claim = next(entry for entry in recorder.updates if "'pending'" in entry[0])
+    assert "ix_jobs_pending" in recorder.plan(*claim)  # due jobs in claim order, no sort of every pending row
+    recovery = next(entry for entry in recorder.updates if "lease_expires_at <" in entry[0])
+    assert "ix_jobs_running_lease" in recorder.plan(*recovery)  # only running jobs, by lease
+
+
+async def test_a_claim_for_some_queues_reads_their_index(make_queue: QueueFactory) -> None:
+    queue = make_queue(concurrency=5, queues=("mail",))
+    await NoopJob.perform_bulk([{"n": n} for n in range(4)])
+    await NoopJob.perform_later({"n": 9}, queue="mail")
+    recorder = StatementRecorder(queue)
+    try:
+        await queue.run(burst=True)
+    finally:
+        recorder.close()
+    assert queue.get_status_sync().counts_by_status == {"pending": 4, "running": 0, "completed": 1, "failed": 0,
+                                                        "cancelled": 0}
+    claim = next(entry for entry in recorder.updates if "'pending'" in entry[0])
+    assert "ix_jobs_pending_queue" in recorder.plan(*claim)
+
+
+def test_enqueued_rows_are_stored_as_sqlalchemy_stores_them(sqlite_queue: JobQueue) -> None:
+    """Enqueue writes through the driver, below SQLAlchemy's types: its rows must read and compare exactly
+    like rows SQLAlchemy wrote (the claim compares stored times as text on SQLite)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from main.db.entities import Job
+
+    when = datetime(2031, 5, 6, 7, 8, 9, 5, tzinfo=UTC)
+    job_id = NoopJob.perform_at_sync(when, {"n": 1})
+    stored = sqlite_queue.store.get(job_id)
+    with sqlite_queue.database.transaction() as session:
+        session.add(Job(id=job_id + 1, type="NoopJob", payload={"n": 1}, max_retries=stored.max_retries, run_at=when,
+                        created_at=stored.created_at, updated_at=stored.created_at))
+    with sqlite_queue.database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT type, payload, status, queue, priority, attempts, max_retries, run_at, "
+                                       "created_at, updated_at, cancel_requested FROM jobs ORDER BY id")).all()
+    assert rows[0] == rows[1]
+    assert sqlite_queue.store.get(job_id).run_at == when

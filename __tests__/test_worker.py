@@ -25,7 +25,7 @@ from __tests__.support.jobs import (
 from main.base.jobs import BaseJob, job
 from main.clock import FrozenClock
 from main.db.entities import Job, JobStatus
-from main.db.store import NewJob
+from main.db.rows import NewJob
 from main.errors import InvalidJobStateError, JobNotFoundError
 from main.services.job_queue import JobQueue, QueueStatus
 

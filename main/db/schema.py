@@ -6,24 +6,32 @@ adds a step to MIGRATIONS that brings a database from the previous version to th
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlmodel import SQLModel, select
 
 from main.db import entities
 from main.db.engine import Database
 from main.errors import SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_due_index(connection: Connection) -> None:
     """v2: the claim over all queues reads pending jobs in claim order from an index instead of sorting them."""
-    index = next(index for index in entities.Job.__table__.indexes if index.name == "ix_jobs_due")  # type: ignore[attr-defined]
-    index.create(connection, checkfirst=True)
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_jobs_due ON jobs (status, priority DESC, run_at, id)"))
+
+
+def _partial_indexes(connection: Connection) -> None:
+    """v3: partial indexes, one per state a query looks for; a job's claim and outcome no longer rewrite an
+    entry in each of four indexes that start with `status`."""
+    for old in ("ix_jobs_claim", "ix_jobs_due", "ix_jobs_lease", "ix_jobs_finished"):
+        connection.execute(text(f"DROP INDEX IF EXISTS {old}"))
+    for index in entities.Job.__table__.indexes:  # type: ignore[attr-defined]
+        index.create(connection, checkfirst=True)
 
 
 # version reached -> the step that reaches it from the version before
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_due_index}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_due_index, 3: _partial_indexes}
 
 _TABLES = [entities.Job.__table__, entities.SchemaVersion.__table__]
 

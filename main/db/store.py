@@ -12,30 +12,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, func, update
+from sqlalchemy import ColumnElement, Connection, Update, bindparam, delete, func, literal_column, update
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database
 from main.db.entities import TERMINAL_STATUSES, Job, JobStatus
 from main.db.outcomes import Decision, Kind
+from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
 from main.errors import InvalidJobStateError, JobNotFoundError
 
-# Hot-path statements (claim, heartbeat, outcomes) use the Core table: the ORM's bulk-update machinery
-# would cost several times the SQL itself here. Reads for people (get, list) use the ORM entity.
+# Hot-path statements (claim, heartbeat, outcomes) use the Core table, built once with bound parameters so
+# SQLAlchemy compiles each once: the ORM's machinery would cost several times the SQL itself here. Reads for
+# people (get, list) use the ORM entity.
 jobs_table = Job.__table__
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A validated job, ready to be written."""
-
-    type: str
-    payload: dict[str, Any]
-    queue: str
-    priority: int
-    max_retries: int
-    run_at: datetime
+# The states the partial indexes are made for, written literally: a bound parameter would hide from the
+# planners that a query only wants pending (or running) rows, and they would not use the index.
+PENDING = jobs_table.c.status == literal_column(f"'{JobStatus.PENDING.value}'")
+RUNNING = jobs_table.c.status == literal_column(f"'{JobStatus.RUNNING.value}'")
 
 
 @dataclass(frozen=True)
@@ -72,63 +66,32 @@ class JobStore:
     # -- enqueue ---------------------------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
-        """Insert all jobs in one transaction; ids come back in the order given."""
+        """Insert all jobs in one transaction (and tell idle workers); ids come back in the order given."""
         if not jobs:
             return []
-        rows = [
-            {**job.__dict__, "status": JobStatus.PENDING, "created_at": now, "updated_at": now} for job in jobs
-        ]
         self.ensure_schema()
-        with self.database.connection() as connection:
-            ids = self.database.dialect.insert_jobs(connection, rows)
-            self.database.dialect.announce_new_jobs(connection)
-        return ids
+        with self.database.driver_transaction() as cursor:
+            return self.database.dialect.insert_jobs(cursor, jobs, now)
 
     # -- the worker's loop -----------------------------------------------------------------------------
 
     def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime,
         job_id: int | None = None,
-    ) -> list[Job]:
+    ) -> list[ClaimedJob]:
         """Atomically move up to `limit` due pending jobs (of `queues`; only `job_id`, if given) to running
-        for this worker, best first."""
-        due = select(jobs_table.c.id).where(jobs_table.c.status == JobStatus.PENDING, jobs_table.c.run_at <= now)
-        if queues:
-            due = due.where(jobs_table.c.queue.in_(queues))
-        if job_id is not None:
-            due = due.where(jobs_table.c.id == job_id)
-        due = (
-            due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock instead
-        )
-        claim = (
-            update(jobs_table)
-            .where(jobs_table.c.id.in_(due.scalar_subquery()))
-            .values(
-                status=JobStatus.RUNNING,
-                attempts=jobs_table.c.attempts + 1,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-                started_at=now,
-                updated_at=now,
-            )
-            .returning(*jobs_table.c)
-        )
+        for this worker, best first. They start together, so their order within the batch is not kept."""
+        stmt = _claim_statement(bool(queues), job_id is not None)
+        params = {"w_id": worker_id, "now": now, "lease_until": lease_until, "limit": limit,
+                  "queues": list(queues), "job_id": job_id}
         with self._connection() as connection:
-            claimed = [Job.model_construct(**row._mapping) for row in connection.execute(claim)]
-        return sorted(claimed, key=lambda job: (-job.priority, job.run_at, job.id or 0))
+            return [ClaimedJob(*row) for row in connection.execute(stmt, params)]
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[int], lease_until: datetime) -> Heartbeat:
         """Renew the lease of this worker's running jobs; report cancel requests and lost jobs."""
-        renew = (
-            update(jobs_table)
-            .where(jobs_table.c.id.in_(job_ids), *self._owned_by(worker_id))
-            .values(lease_expires_at=lease_until)
-            .returning(jobs_table.c.id, jobs_table.c.cancel_requested)
-        )
         with self._connection() as connection:
-            renewed: dict[int, bool] = dict(connection.execute(renew).all())  # type: ignore[arg-type]
+            rows = connection.execute(_RENEW, {"ids": list(job_ids), "w_id": worker_id, "lease_until": lease_until})
+            renewed: dict[int, bool] = dict(rows.all())  # type: ignore[arg-type]
         return Heartbeat(
             cancel_requested=frozenset(job_id for job_id, wanted in renewed.items() if wanted),
             lost=frozenset(job_ids).difference(renewed),
@@ -138,24 +101,20 @@ class JobStore:
         """Write the outcomes of many runs in one transaction: one statement per kind for the common outcomes
         (completed, released, cancelled), one per row for those that carry their own error text. Returns
         the ids that were written; the others are no longer this worker's (their lease was lost)."""
-        by_kind: dict[Kind, list[Decision]] = {}
+        by_kind: dict[Kind, list[int]] = {}
         for decision in decisions:
-            by_kind.setdefault(decision.kind, []).append(decision)
+            by_kind.setdefault(decision.kind, []).append(decision.job_id)
         written: set[int] = set()
         with self._connection() as connection:
-            for kind, group in by_kind.items():
-                if kind in _SHARED_VALUES:
-                    stmt = (update(jobs_table)
-                            .where(jobs_table.c.id.in_([d.job_id for d in group]), *self._owned_by(worker_id))
-                            .values(updated_at=now, **_FINISHED, **_SHARED_VALUES[kind](now))
-                            .returning(jobs_table.c.id))
-                    written.update(connection.scalars(stmt))
-                    continue
-                for decision in group:
-                    one_row = (update(jobs_table)
-                               .where(jobs_table.c.id == decision.job_id, *self._owned_by(worker_id))
-                               .values(updated_at=now, **_FINISHED, **_row_values(decision, now)))
-                    if connection.execute(one_row).rowcount == 1:  # type: ignore[attr-defined]
+            for kind, job_ids in by_kind.items():
+                if kind in _FINISH_MANY:
+                    written.update(connection.scalars(_FINISH_MANY[kind], {"ids": job_ids, "w_id": worker_id,
+                                                                           "now": now}))
+            for decision in decisions:
+                if decision.kind in _FINISH_ONE:
+                    params = {"job_id": decision.job_id, "w_id": worker_id, "now": now, "retry_at": decision.run_at,
+                              "error": decision.error, "traceback": decision.traceback}
+                    if connection.execute(_FINISH_ONE[decision.kind], params).rowcount == 1:  # type: ignore[attr-defined]
                         written.add(decision.job_id)
             if any(d.wakes_workers(now) and d.job_id in written for d in decisions):
                 self.database.dialect.announce_new_jobs(connection)
@@ -181,7 +140,7 @@ class JobStore:
 
     def recover_expired(self, now: datetime) -> Recovered:
         """Jobs whose worker died: cancelled if asked, failed if out of retries, else pending again."""
-        expired = (jobs_table.c.status == JobStatus.RUNNING, jobs_table.c.lease_expires_at < now)
+        expired = (RUNNING, jobs_table.c.lease_expires_at < now)
         lost = "worker " + jobs_table.c.worker_id + " stopped renewing its lease (crashed or killed)"
         with self._connection() as connection:
 
@@ -290,7 +249,7 @@ class JobStore:
 
     @staticmethod
     def _owned_by(worker_id: str) -> tuple[ColumnElement[bool], ...]:
-        return (jobs_table.c.worker_id == worker_id, jobs_table.c.status == JobStatus.RUNNING)
+        return (jobs_table.c.worker_id == worker_id, RUNNING)
 
     @staticmethod
     def _get_for_update(session: Session, job_id: int) -> Job:
@@ -300,23 +259,66 @@ class JobStore:
         return job
 
 
-# Every outcome ends the run: no lease, no pending cancel request.
-_FINISHED: dict[str, Any] = {"lease_expires_at": None, "cancel_requested": False}
+def _claim_statement(some_queues: bool, one_job: bool) -> Update:
+    key = (some_queues, one_job)
+    if key not in _CLAIMS:
+        due = select(jobs_table.c.id).where(PENDING, jobs_table.c.run_at <= bindparam("now"))
+        if some_queues:
+            due = due.where(jobs_table.c.queue.in_(bindparam("queues", expanding=True)))
+        if one_job:
+            due = due.where(jobs_table.c.id == bindparam("job_id"))
+        due = (
+            due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock instead
+        )
+        _CLAIMS[key] = (
+            update(jobs_table)
+            .where(jobs_table.c.id.in_(due.scalar_subquery()))
+            .values(status=JobStatus.RUNNING, attempts=jobs_table.c.attempts + 1, worker_id=bindparam("w_id"),
+                    lease_expires_at=bindparam("lease_until"), started_at=bindparam("now"),
+                    updated_at=bindparam("now"))
+            .returning(*(jobs_table.c[name] for name in ClaimedJob.__dataclass_fields__))
+        )
+    return _CLAIMS[key]
+
+
+_CLAIMS: dict[tuple[bool, bool], Update] = {}
+_OWNED = (jobs_table.c.worker_id == bindparam("w_id"), RUNNING)
+_RENEW = (
+    update(jobs_table)
+    .where(jobs_table.c.id.in_(bindparam("ids", expanding=True)), *_OWNED)
+    .values(lease_expires_at=bindparam("lease_until"))
+    .returning(jobs_table.c.id, jobs_table.c.cancel_requested)
+)
+
+
+def _finish(where: ColumnElement[bool], **values: Any) -> Update:
+    """An outcome's statement: every outcome ends the run (no lease, no pending cancel request)."""
+    return (update(jobs_table).where(where, *_OWNED)
+            .values(updated_at=bindparam("now"), lease_expires_at=None, cancel_requested=False, **values))
+
+
+_MANY = jobs_table.c.id.in_(bindparam("ids", expanding=True))
+_ONE = jobs_table.c.id == bindparam("job_id")
 # The outcomes whose values are the same for every row: one statement for a whole batch.
-_SHARED_VALUES: dict[Kind, Callable[[datetime], dict[str, Any]]] = {
-    Kind.COMPLETE: lambda now: {"status": JobStatus.COMPLETED, "finished_at": now},
-    Kind.CANCEL: lambda now: {"status": JobStatus.CANCELLED, "finished_at": now,
-                              "last_error": "cancelled while running"},
-    Kind.RELEASE: lambda now: {"status": JobStatus.PENDING, "attempts": jobs_table.c.attempts - 1},
+_FINISH_MANY: dict[Kind, Update] = {
+    kind: _finish(_MANY, **values).returning(jobs_table.c.id)
+    for kind, values in {
+        Kind.COMPLETE: {"status": JobStatus.COMPLETED, "finished_at": bindparam("now")},
+        Kind.CANCEL: {"status": JobStatus.CANCELLED, "finished_at": bindparam("now"),
+                      "last_error": "cancelled while running"},
+        Kind.RELEASE: {"status": JobStatus.PENDING, "attempts": jobs_table.c.attempts - 1},
+    }.items()
 }
-
-
-def _row_values(decision: Decision, now: datetime) -> dict[str, Any]:
-    if decision.kind is Kind.RETRY:
-        return {"status": JobStatus.PENDING, "run_at": decision.run_at, "last_error": decision.error,
-                "last_traceback": decision.traceback}
-    return {"status": JobStatus.FAILED, "finished_at": now, "last_error": decision.error,
-            "last_traceback": decision.traceback}
+# The outcomes that carry their own error text: one statement per row. (No parameter is named like a column:
+# SQLAlchemy would add it to the SET clause.)
+_FINISH_ONE: dict[Kind, Update] = {
+    Kind.RETRY: _finish(_ONE, status=JobStatus.PENDING, run_at=bindparam("retry_at"), last_error=bindparam("error"),
+                        last_traceback=bindparam("traceback")),
+    Kind.FAIL: _finish(_ONE, status=JobStatus.FAILED, finished_at=bindparam("now"), last_error=bindparam("error"),
+                       last_traceback=bindparam("traceback")),
+}
 
 
 def _not_found(job_id: int) -> JobNotFoundError:

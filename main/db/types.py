@@ -18,11 +18,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column; attach a timezone")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """The stored form of an aware datetime (for statements that bypass SQLAlchemy's types: enqueue)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column; attach a timezone")
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -28,7 +28,8 @@ from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.clock import Clock, SystemClock
 from main.db.engine import Database
 from main.db.entities import Job, JobStatus
-from main.db.store import JobStore, NewJob
+from main.db.rows import NewJob
+from main.db.store import JobStore
 from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
 from main.log import get_logger
 from main.services.runner import RunningJob, StopReason
@@ -210,7 +211,7 @@ class JobQueue:
         self.executions.add(running)
         await parts.executor.run(running)
         await parts.completer.flush()
-        return await self.get_job(running.job.id)  # type: ignore[arg-type]
+        return await self.get_job(running.job.id)
 
     # -- operations (async, each with a blocking *_sync twin) -------------------------------------------
 

@@ -7,26 +7,25 @@ decide; the completer writes the answer.
 from datetime import datetime, timedelta
 
 from main.base.jobs.backoff import Backoff
-from main.db.entities import Job
 from main.db.outcomes import Decision, Kind
+from main.db.rows import ClaimedJob
 from main.services.runner import Completed, Failed, Interrupted, Outcome, Paused, StopReason
 
 
-def decide(job: Job, outcome: Outcome, backoff: Backoff | None, now: datetime) -> Decision:
+def decide(job: ClaimedJob, outcome: Outcome, backoff: Backoff | None, now: datetime) -> Decision:
     """`backoff` is the job class's (None when the type is not registered: its run failed for good)."""
-    job_id = job.id or 0
     match outcome:
         case Completed():
-            return Decision(job_id, Kind.COMPLETE)
+            return Decision(job.id, Kind.COMPLETE)
         case Failed(retryable=True) if backoff is not None and job.attempts <= job.max_retries:
             run_at = now + timedelta(seconds=backoff.delay(job.attempts))
-            return Decision(job_id, Kind.RETRY, run_at, outcome.error, outcome.traceback)
+            return Decision(job.id, Kind.RETRY, run_at, outcome.error, outcome.traceback)
         case Failed():
-            return Decision(job_id, Kind.FAIL, error=outcome.error, traceback=outcome.traceback)
+            return Decision(job.id, Kind.FAIL, error=outcome.error, traceback=outcome.traceback)
         case Interrupted(reason=StopReason.CANCELLED):
-            return Decision(job_id, Kind.CANCEL)
+            return Decision(job.id, Kind.CANCEL)
         case Interrupted(reason=StopReason.SHUTDOWN) | Paused():
-            return Decision(job_id, Kind.RELEASE)
+            return Decision(job.id, Kind.RELEASE)
         case Interrupted(reason=StopReason.LEASE_LOST):
-            return Decision(job_id, Kind.ABANDON)
+            return Decision(job.id, Kind.ABANDON)
     raise AssertionError(f"unhandled outcome {outcome!r}")

@@ -15,7 +15,7 @@ from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payl
 from main.base.jobs.continuation.sinks import CheckpointSink
 from main.base.jobs.interrupts import SHUTDOWN, StopSignal
 from main.db.engine import Database
-from main.db.entities import Job
+from main.db.rows import ClaimedJob
 from main.errors import JobInterrupted, LeaseLostError, PayloadValidationError
 
 
@@ -30,7 +30,7 @@ class RunningJob:
     """A claimed job, the signal that asks it to stop at its next item boundary (resumable jobs), and the
     cancel scope that stops it at once."""
 
-    job: Job
+    job: ClaimedJob
     signal: StopSignal = field(default_factory=StopSignal)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     stop_reason: StopReason | None = None

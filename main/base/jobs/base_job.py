@@ -46,6 +46,7 @@ class BaseJob(ABC, Generic[P]):
     """Subclass as ``BaseJob[YourPayloadModel]``, decorate with ``@job(...)``, implement ``perform``."""
 
     options: ClassVar[JobOptions]
+    _async_perform: ClassVar[bool] = True
 
     def __init__(self, context: JobContext) -> None:
         self.context = context
@@ -123,12 +124,21 @@ class BaseJob(ABC, Generic[P]):
         it returns, or earlier if it calls ``self.check_cancelled()`` between steps.
         """
         timeout = self._options().timeout
+        if timeout is None:
+            return await self._call_perform(payload)
         with anyio.move_on_after(timeout) as scope:
-            if inspect.iscoroutinefunction(self.perform):
-                return await self.perform(payload)
-            return await anyio.to_thread.run_sync(self.perform, payload, limiter=self.context.threads)
+            return await self._call_perform(payload)
         if scope.cancelled_caught:
             raise JobTimeoutError(f"job {self.context.job_type!r} timed out after {timeout:g}s and was cancelled")
+
+    async def _call_perform(self, payload: P) -> Any:
+        if self._async_perform:
+            return await self.perform(payload)
+        return await anyio.to_thread.run_sync(self.perform, payload, limiter=self.context.threads)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._async_perform = inspect.iscoroutinefunction(cls.perform)  # asked once per class, not per run
 
     @staticmethod
     def check_cancelled() -> None:

@@ -8,11 +8,13 @@ to tell other processes that work has arrived.
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from main.db.rows import NewJob
 from main.errors import SettingsError
 
 
@@ -35,9 +37,13 @@ class Dialect(Protocol):
         """Inside a transaction: keep other processes out while tables are created or migrated."""
         ...
 
-    def insert_jobs(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert rows of the `jobs` table (every column but the id given) in one round trip where the driver
-        allows it; returns the new ids in the order of `rows`."""
+    def begin_write(self, cursor: Any) -> None:
+        """Start a write transaction on a DB-API cursor of the write engine."""
+        ...
+
+    def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """Inside a write transaction, through the driver: insert pending jobs created `now` in as few round trips
+        as the driver allows, and announce them to workers elsewhere; returns the new ids in the order given."""
         ...
 
     def announce_new_jobs(self, connection: Connection) -> None:

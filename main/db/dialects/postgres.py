@@ -5,34 +5,31 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DisconnectionError
 
-from main.db.entities.job import Job
+from main.db.rows import NewJob
+from main.db.types import naive_utc
 from main.log import get_logger
 
 CHANNEL = "jobqueue_new_jobs"
 PING_AFTER_IDLE = 1.0  # seconds a pooled connection may rest before it is checked on checkout
 
-_jobs = Job.__table__  # type: ignore[attr-defined]
-_INSERT_ONE = insert(_jobs).returning(_jobs.c.id)
-# Every column a new job sets: its SQL array type, and its value when a row leaves it out.
-_COLUMNS: list[tuple[str, str, Any]] = [
-    ("type", "varchar[]", None), ("payload", "json[]", None), ("status", "varchar[]", "pending"),
-    ("queue", "varchar[]", "default"), ("priority", "int[]", 0), ("attempts", "int[]", 0),
-    ("max_retries", "int[]", 0), ("run_at", "timestamp[]", None), ("created_at", "timestamp[]", None),
-    ("updated_at", "timestamp[]", None), ("cancel_requested", "boolean[]", False),
-]
-_NAMES = [name for name, _, _ in _COLUMNS]
-_INSERT_UNNEST = (
-    f"INSERT INTO jobs ({', '.join(_NAMES)}) "
-    f"SELECT {', '.join(_NAMES)} FROM unnest({', '.join(f'CAST(:{n} AS {t})' for n, t, _ in _COLUMNS)}) "
-    f"WITH ORDINALITY AS row({', '.join(_NAMES)}, position) ORDER BY position RETURNING id"
+# Every column a new job sets, with its SQL array type: the rows travel as one array per column.
+_COLUMNS = [("type", "varchar[]"), ("payload", "json[]"), ("queue", "varchar[]"), ("priority", "int[]"),
+            ("max_retries", "int[]"), ("run_at", "timestamp[]")]
+_NAMES = ", ".join(name for name, _ in _COLUMNS)
+_INSERT = (
+    f"WITH new AS (INSERT INTO jobs ({_NAMES}, status, attempts, created_at, updated_at, cancel_requested) "
+    f"SELECT {_NAMES}, 'pending', 0, %(now)s, %(now)s, false "
+    f"FROM unnest({', '.join(f'%({name})s::{array}' for name, array in _COLUMNS)}) "
+    f"WITH ORDINALITY AS row({_NAMES}, position) ORDER BY position RETURNING id) "
+    f"SELECT id FROM new CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS announce"
 )
 _SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
 _RECONNECT_DELAY = 1.0
@@ -62,16 +59,21 @@ class PostgresDialect:
     def lock_schema(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
 
-    def insert_jobs(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """One statement whatever the number of rows: each column travels as one array and `unnest` turns them
-        back into rows (a multi-row VALUES list would cost psycopg a parse of thousands of placeholders). The
-        ids come from the sequence in the order the ordered SELECT yields the rows, so sorted they follow
-        `rows`."""
-        if len(rows) == 1:
-            return [connection.scalar(_INSERT_ONE, rows[0])]
-        arrays = {name: [_to_db(name, row.get(name, default)) for row in rows] for name, _, default in _COLUMNS}
-        ids = connection.scalars(text(_INSERT_UNNEST), arrays)
-        return sorted(ids)
+    def begin_write(self, cursor: Any) -> None:
+        """psycopg opens the transaction with the first statement."""
+
+    def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """One statement, one round trip, whatever the number of rows: each column travels as one array that
+        `unnest` turns back into rows (a VALUES list would cost a parse of thousands of placeholders), and the
+        NOTIFY rides along. The ids come from the sequence in the order of the ordered SELECT, so sorted
+        they follow `jobs`."""
+        cursor.execute(_INSERT, {
+            "now": naive_utc(now), "type": [job.type for job in jobs],
+            "payload": [json.dumps(job.payload) for job in jobs], "queue": [job.queue for job in jobs],
+            "priority": [job.priority for job in jobs], "max_retries": [job.max_retries for job in jobs],
+            "run_at": [naive_utc(job.run_at) for job in jobs],
+        })
+        return sorted(row[0] for row in cursor.fetchall())
 
     def announce_new_jobs(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
@@ -107,13 +109,3 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 def _note_last_use(_dbapi_connection: Any, record: Any) -> None:
     record.info["last_use"] = time.monotonic()
-
-
-def _to_db(name: str, value: Any) -> Any:
-    """A value as the jobs table stores it (what its column types would do): JSON as text, aware datetimes as
-    naive UTC, enum members as their value."""
-    if name == "payload":
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return getattr(value, "value", value)

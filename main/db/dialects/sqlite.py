@@ -6,19 +6,24 @@ writer. There is no notification channel between processes: a worker watches the
 every commit of any process changes, and wakes when it does.
 """
 
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
-from main.db.entities.job import Job
+from main.db.rows import NewJob
+from main.db.types import naive_utc
 
 BUSY_TIMEOUT_MS = 30_000
-_jobs = Job.__table__  # type: ignore[attr-defined]
-_INSERT_RETURNING_IDS = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
+_INSERT = (
+    "INSERT INTO jobs (id, type, payload, status, queue, priority, attempts, max_retries, run_at, created_at, "
+    "updated_at, cancel_requested) VALUES (?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0)"
+)
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
 
 
@@ -48,9 +53,21 @@ class SqliteDialect:
     def lock_schema(self, connection: Connection) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
 
-    def insert_jobs(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """SQLAlchemy's multi-row INSERT ... RETURNING: sqlite3 binds positionally, without parsing the SQL."""
-        return list(connection.scalars(_INSERT_RETURNING_IDS, rows))
+    def begin_write(self, cursor: Any) -> None:
+        _take_write_lock(cursor)
+
+    def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """One executemany. The ids are given, not generated: the write lock is held, so the next ids are
+        known (SQLite's own rowid choice is the same number), and RETURNING cannot be read from executemany."""
+        first = cursor.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs").fetchone()[0]
+        ids = list(range(first, first + len(jobs)))
+        stamp = _stored(now)
+        cursor.executemany(_INSERT, [
+            (job_id, job.type, json.dumps(job.payload), job.queue, job.priority, job.max_retries, _stored(job.run_at),
+             stamp, stamp)
+            for job_id, job in zip(ids, jobs, strict=True)
+        ])
+        return ids
 
     def announce_new_jobs(self, connection: Connection) -> None:
         """Nothing to send: workers in other processes see the WAL file change (listen_for_new_jobs)."""
@@ -103,9 +120,19 @@ def _read_only(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(connection: Connection) -> None:
+    _take_write_lock(connection.connection.driver_connection)
+
+
+def _take_write_lock(cursor: Any) -> None:
     # Take the write lock when the transaction starts, so that a read-then-write transaction waits
     # (busy_timeout) instead of failing with SQLITE_BUSY when another process wrote in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    cursor.execute("BEGIN IMMEDIATE")
+
+
+def _stored(value: datetime) -> str:
+    """A datetime as SQLAlchemy stores it in SQLite (naive UTC, microseconds always written): the claim
+    compares these strings, so every writer must produce the same form."""
+    return naive_utc(value).isoformat(sep=" ", timespec="microseconds")
 
 
 def _begin_deferred(connection: Connection) -> None:

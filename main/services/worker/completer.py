@@ -10,8 +10,8 @@ from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
 from main.clock import Clock
-from main.db.entities import Job
 from main.db.outcomes import Decision, Kind
+from main.db.rows import ClaimedJob
 from main.db.store import JobStore
 from main.services.waker import Waker
 
@@ -22,7 +22,7 @@ _LOG_EVENTS = {Kind.COMPLETE: ("info", "job_completed"), Kind.RETRY: ("warning",
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    job: Job
+    job: ClaimedJob
     decision: Decision
     duration: float
     note: str | None = None  # why a job was released (a pause, a shutdown)
@@ -40,7 +40,7 @@ class Completer:
     @property
     def awaiting(self) -> set[int]:
         """Jobs whose outcome is not written yet: still running in the database, so their leases are kept."""
-        return {finished.job.id for finished in (*self._buffer, *self._writing)}  # type: ignore[misc]
+        return {finished.job.id for finished in (*self._buffer, *self._writing)}
 
     @property
     def idle(self) -> bool:
@@ -80,7 +80,7 @@ class Completer:
             written = await self.store.database.run(self.store.record, self.worker_id, decisions, self.clock.now())
         except DBAPIError as exc:
             self.log.error("job_outcomes_not_recorded", jobs=[f.job.id for f in batch], error=str(exc.orig).strip(),
-                           note="the database is unreachable; the leases expire and the jobs run again")
+                           note="their leases expire and the jobs run again")
             return
         for finished in batch:
             self._log(finished, written=finished.job.id in written)

@@ -24,12 +24,12 @@ class Executions:
         return dict(self._running)
 
     def add(self, running: RunningJob) -> None:
-        self._running[running.job.id] = running  # type: ignore[index]
+        self._running[running.job.id] = running
 
     def remove(self, running: RunningJob) -> None:
         """Forget this execution, not a newer one of the same job (a paused job this worker claimed again)."""
-        if self._running.get(running.job.id) is running:  # type: ignore[arg-type]
-            del self._running[running.job.id]  # type: ignore[arg-type]
+        if self._running.get(running.job.id) is running:
+            del self._running[running.job.id]
 
     def stop(self, job_id: int, reason: StopReason) -> None:
         if job_id in self._running:

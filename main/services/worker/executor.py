@@ -1,10 +1,17 @@
-"""Runs one claimed job in its slot: the log context bound to it, sync code in the worker's job threads,
-the retry policy asked once, the decision handed to the completer, the slot freed at once."""
+"""Runs claimed jobs in slots: one long-lived task per slot (JOBQUEUE_CONCURRENCY of them) takes the next job
+the producer handed over, with the log context bound to it, sync code in the worker's job threads, the retry
+policy asked once, the decision handed to the completer and the slot freed at once.
 
+Slots outlive their jobs because starting a task costs several times what running a no-op job does; each job
+still gets a cancel scope of its own (cancel, timeout, lease lost, shutdown).
+"""
+
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import structlog
 from anyio import CapacityLimiter
 from structlog.typing import FilteringBoundLogger
@@ -26,6 +33,25 @@ class Executor:
                  threads: CapacityLimiter, log: FilteringBoundLogger) -> None:
         self.job_class, self.store, self.worker_id, self.clock, self.log = job_class, store, worker_id, clock, log
         self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
+        self._handed_over, self._to_run = anyio.create_memory_object_stream[RunningJob](math.inf)
+
+    def start(self, running: RunningJob) -> None:
+        """Hand a claimed job to the next free slot (the producer claims no more jobs than there are slots)."""
+        self._handed_over.send_nowait(running)
+
+    def close(self) -> None:
+        """No more jobs: the slots finish what was handed over, then end."""
+        self._handed_over.close()
+
+    async def run_slots(self, slots: int) -> None:
+        """Run `slots` slots until `close()` and until every job handed over has run."""
+        async with anyio.create_task_group() as tg:
+            for slot in range(slots):
+                tg.start_soon(self._slot, name=f"slot {slot}")
+
+    async def _slot(self) -> None:
+        async for running in self._to_run:
+            await self.run(running)
 
     async def run(self, running: RunningJob) -> None:
         job = running.job
@@ -33,7 +59,7 @@ class Executor:
             self.log.info("job_started", queue=job.queue)
             started = time.monotonic()
             job_class = self.job_class(job.type)
-            checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)  # type: ignore[arg-type]
+            checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)
             try:
                 outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads)
                 decision = decide(job, outcome, job_class.options.backoff if job_class else None, self.clock.now())

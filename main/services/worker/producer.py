@@ -7,7 +7,6 @@ or every poll interval; a slot that frees up is refilled at once, not at the nex
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from anyio.abc import TaskGroup
 from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
@@ -32,7 +31,7 @@ class Producer:
         self.queues, self.poll_interval, self.lease_seconds = queues, poll_interval, lease_seconds
         self.stopping = stopping
 
-    async def run(self, jobs: TaskGroup, *, burst: bool = False) -> None:
+    async def run(self, *, burst: bool = False) -> None:
         """Claim and start until stopping (or, with `burst`, until nothing is due and nothing is running)."""
         outage = 0  # consecutive claims that failed because the database was unreachable
         while not self.stopping():
@@ -40,7 +39,7 @@ class Producer:
             # a pause) after the claim's snapshot.
             quiet = not self.executions and self.completer.idle
             try:
-                claimed, outage = await self.claim(jobs), 0
+                claimed, outage = await self.claim(), 0
             except DBAPIError as exc:
                 outage += 1
                 await self._wait_out_outage(exc, outage)
@@ -50,8 +49,8 @@ class Producer:
             if not claimed or not self.executions.free:
                 await self.waker.wait(self.poll_interval)
 
-    async def claim(self, jobs: TaskGroup) -> int:
-        """Claim up to the free slots and start each claimed job; returns how many."""
+    async def claim(self) -> int:
+        """Claim up to the free slots and hand each claimed job to the executor; returns how many."""
         free = self.executions.free
         if free <= 0 or self.stopping():
             return 0
@@ -61,7 +60,7 @@ class Producer:
         for job in claimed:
             running = RunningJob(job)
             self.executions.add(running)
-            jobs.start_soon(self.executor.run, running)
+            self.executor.start(running)
         return len(claimed)
 
     async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:

@@ -1,7 +1,7 @@
 """The worker: its parts in one task group, started together, stopped in order.
 
     producer      claims due jobs into free slots          (woken, or every poll interval)
-    executor      runs one job in its slot                  (one task per job)
+    executor      runs each job in a free slot              (a long-lived task per slot)
     completer     writes outcomes in batches                (a few ms, or N outcomes)
     heartbeat     renews leases, learns of cancels          (JOBQUEUE_HEARTBEAT_INTERVAL)
     maintenance   recovers dead workers' jobs, prunes       (lease/2, JOBQUEUE_CLEANUP_INTERVAL)
@@ -56,7 +56,9 @@ class Worker:
             side.start_soon(self.completer.run)
             task_status.started()
             async with anyio.create_task_group() as jobs:
-                await self.producer.run(jobs, burst=burst)
+                jobs.start_soon(self.executor.run_slots, self.settings.concurrency)
+                await self.producer.run(burst=burst)
+                self.executor.close()
                 await self._drain()
             await self.completer.flush()
             side.cancel_scope.cancel()
