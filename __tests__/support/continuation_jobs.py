@@ -30,6 +30,7 @@ def log_item(job_type: str, key: Any, job_id: int | None) -> Any:
 class ItemsJob(IterationJob[Items]):
     """Items 1..count; each logged through `atomically`. Subclasses below vary only the class options."""
 
+    checkpoint_policy = CheckpointPolicy.every_item()  # the tests count on a checkpoint per item
     def build_enumerator(self, payload: Items, cursor: int | None) -> Enumerator:
         return self.enumerate.items(range(1, payload.count + 1), cursor=cursor)
 
@@ -76,6 +77,8 @@ class FollowUpJob(IterationJob[FollowUps]):
     """Each item enqueues a follow-up job from inside its checkpoint write: the job exists iff the checkpoint
     commits."""
 
+    checkpoint_policy = CheckpointPolicy.every_item()
+
     def build_enumerator(self, payload: FollowUps, cursor: int | None) -> Enumerator:
         return self.enumerate.items(range(1, payload.count + 1), cursor=cursor)
 
@@ -97,6 +100,8 @@ class Calls(BaseModel):
 @job(name="StepsJob")
 class StepsJob(ContinuableJob[Calls]):
     """Three steps; records every hook and step body call in `calls` (reset by the tests)."""
+
+    checkpoint_policy = CheckpointPolicy.every_item()
 
     calls: ClassVar[list[str]] = []
 

@@ -76,6 +76,7 @@ class Walk(BaseModel):
 class WalkKeyedRowsJob(IterationJob[Walk]):
     """Walks keyed_rows by the keyset the payload names; logs each row's id."""
 
+    checkpoint_policy = CheckpointPolicy.every_item()  # the tests count on a checkpoint per row
     failed_once: ClassVar[set[int]] = set()  # rows whose failing write already failed (reset by the tests)
     iterated: ClassVar[int] = 0
 
@@ -243,6 +244,8 @@ class Swallow(BaseModel):
 @job(name="SwallowingJob", max_retries=3, backoff="fixed", base_delay=1)
 class SwallowingJob(ContinuableJob[Swallow]):
     """Swallows the error of a failed checkpoint and goes on: it must not get to save past the lost item."""
+
+    checkpoint_policy = CheckpointPolicy.every_item()
 
     failed_once: ClassVar[bool] = False
 

@@ -5,7 +5,7 @@
    the next item boundary, saves its checkpoint and goes back to pending;
 3. show the checkpoint; a new worker process resumes it after the last checkpointed order;
 4. the same with ProcessOrdersIterationJob (enumerator style), but the worker is killed with SIGKILL: no
-   chance to save; the lease expires and the next worker resumes from the last per-item checkpoint;
+   chance to save; the lease expires and the next worker resumes from the last checkpoint;
 5. prove every order was processed exactly once by each job (the processing log's unique constraint).
 """
 

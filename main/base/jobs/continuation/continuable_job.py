@@ -28,7 +28,7 @@ from sqlmodel import Session
 from main.base.jobs.base_job import BaseJob, P
 from main.base.jobs.context import JobContext
 from main.base.jobs.continuation import cursor as cursor_codec
-from main.base.jobs.continuation.checkpoint import Checkpoint, CheckpointPolicy, StepState
+from main.base.jobs.continuation.checkpoint import DEFAULT_CHECKPOINT_POLICY, Checkpoint, CheckpointPolicy, StepState
 from main.base.jobs.continuation.enumerators import Enumerators
 from main.base.jobs.continuation.sinks import DbWrite, MemoryCheckpoints
 from main.base.jobs.interrupts import SHUTDOWN
@@ -80,7 +80,7 @@ class Step:
 class ContinuableJob(BaseJob[P]):
     """Base class of step-based resumable jobs (and of IterationJob). Tune with these class attributes."""
 
-    checkpoint_policy: ClassVar[CheckpointPolicy] = CheckpointPolicy.every_item()
+    checkpoint_policy: ClassVar[CheckpointPolicy] = DEFAULT_CHECKPOINT_POLICY
     max_run_time: ClassVar[float | None] = None  # seconds; then stop at the next item boundary and resume later
     max_resumptions: ClassVar[int] = 1000
     resume_errors_after_advancing: ClassVar[bool] = False  # an error after progress resumes instead of retrying
