@@ -3,6 +3,8 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from __tests__.conftest import QueueFactory
 from __tests__.support.jobs import FailingJob, NoopJob, PriorityJob, RecordJob, SleepJob
@@ -132,3 +134,28 @@ async def test_bulk_returns_each_jobs_id_in_the_order_given(queue: JobQueue) -> 
         assert (row.status, row.attempts, row.cancel_requested) == (JobStatus.PENDING, 0, False)
         if request.run_at:
             assert row.run_at == when
+
+
+def _refuse_queue(queue: JobQueue, name: str) -> None:
+    """Make the database itself refuse rows of queue `name` (a check the library cannot see coming)."""
+    database = queue.store.database
+    with database.engine.begin() as connection:
+        if database.dialect.name == "sqlite":
+            connection.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON jobs WHEN NEW.queue = '{name}' "
+                                       "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        else:
+            connection.exec_driver_sql(f"ALTER TABLE jobs ADD CONSTRAINT refuse CHECK (queue <> '{name}')")
+
+
+async def test_a_write_the_database_refuses_stores_nothing_and_leaves_transactions_whole(queue: JobQueue) -> None:
+    await NoopJob.perform_later({"n": 0})  # the schema exists
+    _refuse_queue(queue, "refused")
+    with pytest.raises(DBAPIError):
+        await queue.enqueue_many([JobRequest(NoopJob, {"n": 1}), JobRequest(NoopJob, {"n": 2}, queue="refused")])
+    assert count_rows(queue) == 1
+    [job_id] = await NoopJob.perform_bulk([{"n": 3}])
+    # The enqueue connection went back to the pool as it came: a later transaction still rolls back whole.
+    with pytest.raises(RuntimeError), queue.store.database.transaction() as session:
+        session.execute(text("UPDATE jobs SET priority = 5 WHERE id = :id"), {"id": job_id})
+        raise RuntimeError("abandon the transaction")
+    assert queue.store.get(job_id).priority == 0 and count_rows(queue) == 2

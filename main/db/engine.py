@@ -71,9 +71,10 @@ class Database:
 
     @contextmanager
     def driver_transaction(self) -> Iterator[Any]:
-        """`transaction()` as a DB-API cursor, below SQLAlchemy's execution layer: for enqueue, where that layer
-        would cost several times the INSERT itself. Driver errors surface as SQLAlchemy's DBAPIError, as
-        elsewhere."""
+        """A DB-API cursor for one write statement, below SQLAlchemy's execution layer: for enqueue, where that
+        layer would cost several times the INSERT itself. The statement is committed when the block ends
+        without error (how is the dialect's `driver_write`); inside a `transaction()` it joins that one. Driver
+        errors surface as SQLAlchemy's DBAPIError, as elsewhere."""
         current: Session | None = getattr(self._local, "session", None)
         if current is not None:
             with self._driver_errors():
@@ -82,14 +83,8 @@ class Database:
         with self.dialect.one_writer_at_a_time():
             connection = self.engine.raw_connection()
             try:
-                with self._driver_errors():
-                    cursor = connection.cursor()
-                    self.dialect.begin_write(cursor)
+                with self._driver_errors(), self.dialect.driver_write(connection.driver_connection) as cursor:
                     yield cursor
-                    connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
             finally:
                 connection.close()
 

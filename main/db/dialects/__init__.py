@@ -37,13 +37,14 @@ class Dialect(Protocol):
         """Inside a transaction: keep other processes out while tables are created or migrated."""
         ...
 
-    def begin_write(self, cursor: Any) -> None:
-        """Start a write transaction on a DB-API cursor of the write engine."""
+    def driver_write(self, connection: Any) -> AbstractContextManager[Any]:
+        """A cursor on a DB-API connection of the write engine whose write is committed when the block ends
+        without error, in as few round trips as the engine allows, and rolled back otherwise."""
         ...
 
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
-        """Inside a write transaction, through the driver: insert pending jobs created `now` in as few round trips
-        as the driver allows, and announce them to workers elsewhere; returns the new ids in the order given."""
+        """In `driver_write`: insert pending jobs created `now` in one statement where the driver allows, and
+        announce them to workers elsewhere; returns the new ids in the order given."""
         ...
 
     def announce_new_jobs(self, connection: Connection) -> None:

@@ -9,7 +9,8 @@ every commit of any process changes, and wakes when it does.
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -53,8 +54,16 @@ class SqliteDialect:
     def lock_schema(self, connection: Connection) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
 
-    def begin_write(self, cursor: Any) -> None:
+    @contextmanager
+    def driver_write(self, connection: Any) -> Iterator[Any]:
+        cursor = connection.cursor()
         _take_write_lock(cursor)
+        try:
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
 
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
         """One executemany. The ids are given, not generated: the write lock is held, so the next ids are
