@@ -114,16 +114,38 @@ def fill(system: System, count: int) -> None:
 
 
 def process(system: System, count: int, workers: int) -> float:
-    """Jobs/s from the first job taken to the last, `workers` worker processes started on a full queue."""
-    fill(system, count)
+    """Jobs/s from the first job taken to the last. Where the system enqueues in bulk (all jobs appear at
+    once), the workers start first and settle, so that each takes part from the first job on, however long
+    its start-up; otherwise they start on a full queue."""
+    bulk = type(system).enqueue_bulk is not System.enqueue_bulk
+    if bulk:
+        system.reset()
+    else:
+        fill(system, count)
     processes = [system.start_worker() for _ in range(workers)]
     try:
+        if bulk:
+            settle(processes)
+            system.enqueue_bulk(count)
         left = wait_for(system.remaining, lambda left: left < count, timeout=120)
         started = time.perf_counter()
         wait_for(system.remaining, lambda left: left == 0, timeout=600)
         return left / (time.perf_counter() - started)
     finally:
         stop(processes)
+
+
+def settle(processes: list[subprocess.Popen[bytes]], *, quiet_cpu: float = 0.05, window: float = 0.3) -> None:
+    """Wait until every process has started up and idles (under `quiet_cpu` of a core over `window` s)."""
+    time.sleep(window)
+    for process in processes:
+        before = cpu_seconds(process.pid)
+        while True:
+            time.sleep(window)
+            after = cpu_seconds(process.pid)
+            if after - before < quiet_cpu * window:
+                break
+            before = after
 
 
 def pickup(system: System, samples: int) -> tuple[float, float]:
@@ -133,7 +155,7 @@ def pickup(system: System, samples: int) -> tuple[float, float]:
     path = Path(tempfile.mkstemp(prefix="clock-")[1])
     latencies = []
     try:
-        time.sleep(2)  # settled and idle
+        settle([worker])
         for sample in range(samples):
             enqueued = time.time()
             system.enqueue_clock(str(path))
