@@ -48,7 +48,7 @@ def test_a_second_class_with_a_taken_name_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"max_retries": -1}, "option 'max_retries' must be an integer >= 0, got -1"),
+        ({"max_retries": -1}, "option 'max_retries' must be an integer from 0 to 2147483647, got -1"),
         ({"max_retries": 1.5}, "option 'max_retries'"),
         ({"backoff": "quadratic"}, "option 'backoff' must be one of exponential, linear, fixed; got 'quadratic'"),
         ({"base_delay": 0}, "option 'base_delay' must be a number of seconds > 0"),

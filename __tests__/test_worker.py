@@ -142,7 +142,7 @@ async def test_non_retryable_error_fails_at_once(queue: JobQueue) -> None:
 async def test_unknown_type_and_invalid_stored_payload_fail_cleanly(queue: JobQueue, clock: FrozenClock) -> None:
     now = queue.clock.now()
     ghost, stale = queue.store.enqueue(
-        [NewJob("GhostJob", {}, "default", 0, 3, now), NewJob("NoopJob", {"n": "seven"}, "default", 0, 3, now)], now
+        [NewJob("GhostJob", "{}", "default", 0, 3, now), NewJob("NoopJob", '{"n": "seven"}', "default", 0, 3, now)], now
     )
     fine = await NoopJob.perform_later({"n": 1})
     await queue.run(burst=True)

@@ -21,6 +21,10 @@ class PayloadValidationError(JobQueueError):
     """A payload does not match the job's schema; nothing was written."""
 
 
+class JobRequestError(JobQueueError):
+    """An enqueue argument (queue name, priority) is unusable; nothing was written."""
+
+
 class SchedulingError(JobQueueError):
     """A run time is unusable, e.g. a naive datetime."""
 

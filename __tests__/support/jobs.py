@@ -1,7 +1,9 @@
 """Jobs used by the tests; JOBQUEUE_JOBS_MODULE=__tests__.support.jobs registers them in worker processes."""
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
@@ -122,5 +124,19 @@ class PriorityJob(BaseJob[Record]):
         _append(payload.path, str(self.context.job_id))
 
 
+class Anything(BaseModel):
+    data: Any = None
+    path: str | None = None  # if set, the data as the job received it is appended as JSON
+
+
+@job(name="EchoJob", max_retries=0)
+class EchoJob(BaseJob[Anything]):
+    """Takes any JSON: for the tests that throw arbitrary payloads at enqueue."""
+
+    async def perform(self, payload: Anything) -> None:
+        if payload.path:
+            _append(payload.path, json.dumps(payload.data))
+
+
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
-        PriorityJob, SyncSleepJob, LoggingJob]
+        PriorityJob, SyncSleepJob, LoggingJob, EchoJob]

@@ -4,6 +4,8 @@ Plain slotted dataclasses, not the `Job` entity: thousands are built per second,
 columns people read (errors, timestamps, lease).
 """
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +16,7 @@ class NewJob:
     """A validated job, ready to be written."""
 
     type: str
-    payload: dict[str, Any]
+    payload: str  # the JSON document, encoded once (payload_document)
     queue: str
     priority: int
     max_retries: int
@@ -33,3 +35,42 @@ class ClaimedJob:
     attempts: int  # this run's attempt, counted at the claim
     max_retries: int
     checkpoint: dict[str, Any] | None
+    defect: str | None = None  # why the stored row cannot be run as it is; the job fails with this
+
+    # The columns a claim reads, in the order `from_row` takes them; JSON columns come as text.
+    COLUMNS = ("id", "type", "payload", "queue", "priority", "attempts", "max_retries", "checkpoint")
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "ClaimedJob":
+        """Never raises. A row this worker cannot read (edited by hand, or written by a tool that skipped
+        validation: SQLite keeps whatever it is given) becomes a job whose `defect` says what is wrong, so that
+        this job fails alone instead of stopping the worker and every job claimed beside it."""
+        job_id, job_type, payload, queue, priority, attempts, max_retries, checkpoint = row
+        try:
+            return cls(job_id, str(job_type), _json_object(payload, "payload"), str(queue),
+                       _integer(priority, "priority"), _integer(attempts, "attempts"),
+                       _integer(max_retries, "max_retries"),
+                       None if checkpoint is None else _json_object(checkpoint, "checkpoint"))
+        except ValueError as exc:
+            return cls(job_id, str(job_type), {}, str(queue), 0, _integer_or(attempts, 1), 0, None,
+                       defect=f"the stored job cannot be read: {exc}")
+
+
+def _json_object(text: Any, column: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        raise ValueError(f"{column} is not valid JSON: {str(text)[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{column} is not a JSON object: {str(text)[:80]!r}")
+    return value
+
+
+def _integer(value: Any, column: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"{column} is not an integer: {value!r:.80}")
+
+
+def _integer_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

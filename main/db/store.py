@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Update, bindparam, delete, func, literal_column, update
+from sqlalchemy import ColumnElement, Connection, Text, Update, bindparam, cast, delete, func, literal_column, update
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database
@@ -20,7 +20,7 @@ from main.db.entities import TERMINAL_STATUSES, Job, JobStatus
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
-from main.errors import InvalidJobStateError, JobNotFoundError
+from main.errors import InvalidJobStateError, JobNotFoundError, JobRequestError
 
 # Hot-path statements (claim, heartbeat, outcomes) use the Core table, built once with bound parameters so
 # SQLAlchemy compiles each once: the ORM's machinery would cost several times the SQL itself here. Reads for
@@ -85,7 +85,7 @@ class JobStore:
         params = {"w_id": worker_id, "now": now, "lease_until": lease_until, "limit": limit,
                   "queues": list(queues), "job_id": job_id}
         with self._connection() as connection:
-            return [ClaimedJob(*row) for row in connection.execute(stmt, params)]
+            return [ClaimedJob.from_row(row) for row in connection.execute(stmt, params)]
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[int], lease_until: datetime) -> Heartbeat:
         """Renew the lease of this worker's running jobs; report cancel requests and lost jobs."""
@@ -207,7 +207,7 @@ class JobStore:
 
     def get(self, job_id: int) -> Job:
         with self._read() as session:
-            job = session.get(Job, job_id)
+            job = session.get(Job, _checked_id(job_id))
         if job is None:
             raise _not_found(job_id)
         return job
@@ -217,6 +217,8 @@ class JobStore:
         types: Sequence[str] = (),
     ) -> list[Job]:
         """The newest jobs first, filtered by any of status, queue and type."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit < 2**63:
+            raise JobRequestError(f"the number of jobs to list must be a positive integer, got {limit!r:.80}")
         query = select(Job).order_by(col(Job.id).desc()).limit(limit)
         if statuses:
             query = query.where(col(Job.status).in_(statuses))
@@ -253,7 +255,7 @@ class JobStore:
 
     @staticmethod
     def _get_for_update(session: Session, job_id: int) -> Job:
-        job = session.get(Job, job_id, with_for_update=True)
+        job = session.get(Job, _checked_id(job_id), with_for_update=True)
         if job is None:
             raise _not_found(job_id)
         return job
@@ -278,7 +280,8 @@ def _claim_statement(some_queues: bool, one_job: bool) -> Update:
             .values(status=JobStatus.RUNNING, attempts=jobs_table.c.attempts + 1, worker_id=bindparam("w_id"),
                     lease_expires_at=bindparam("lease_until"), started_at=bindparam("now"),
                     updated_at=bindparam("now"))
-            .returning(*(jobs_table.c[name] for name in ClaimedJob.__dataclass_fields__))
+            .returning(*(cast(jobs_table.c[name], Text) if name in ("payload", "checkpoint") else jobs_table.c[name]
+                         for name in ClaimedJob.COLUMNS))
         )
     return _CLAIMS[key]
 
@@ -319,6 +322,16 @@ _FINISH_ONE: dict[Kind, Update] = {
     Kind.FAIL: _finish(_ONE, status=JobStatus.FAILED, finished_at=bindparam("now"), last_error=bindparam("error"),
                        last_traceback=bindparam("traceback")),
 }
+
+
+def _checked_id(job_id: object) -> int:
+    """A job id as the database can look it up: an integer that is not one is bad input; one beyond the range
+    of ids cannot exist."""
+    if not isinstance(job_id, int) or isinstance(job_id, bool):
+        raise JobRequestError(f"a job id must be an integer, got {job_id!r:.80}")
+    if not 0 < job_id < 2**63:
+        raise _not_found(job_id)
+    return job_id
 
 
 def _not_found(job_id: int) -> JobNotFoundError:

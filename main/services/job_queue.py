@@ -6,6 +6,7 @@ main/services/worker/; this class only starts and stops it.
 """
 
 import importlib
+import math
 import os
 import signal
 import socket
@@ -15,22 +16,24 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 
-from main.base.jobs import BaseJob, JobRequest, validate_payload
+from main.base.jobs import BaseJob, JobRequest
+from main.base.jobs.base_job import payload_document
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
+from main.base.jobs.routing import integer_problem, queue_problem
 from main.clock import Clock, SystemClock
 from main.db.engine import Database
 from main.db.entities import Job, JobStatus
 from main.db.rows import NewJob
 from main.db.store import JobStore
-from main.errors import JobQueueError, JobRegistrationError, SchedulingError, SettingsError
+from main.errors import JobQueueError, JobRegistrationError, JobRequestError, SchedulingError, SettingsError
 from main.log import get_logger
 from main.services.runner import RunningJob, StopReason
 from main.services.waker import Waker
@@ -130,16 +133,13 @@ class JobQueue:
                     f"job {options.name!r} is not registered with this queue: add {request.job_class.__qualname__} "
                     f"to the JOBS list in {self.settings.jobs_module} (or call queue.register)"
                 )
-            rows.append(
-                NewJob(
-                    type=options.name,
-                    payload=validate_payload(request.job_class, request.payload).model_dump(mode="json"),
-                    queue=request.queue or options.queue,
-                    priority=options.priority if request.priority is None else request.priority,
-                    max_retries=options.max_retries,
-                    run_at=_run_at(request, now),
-                )
-            )
+            queue = options.queue if request.queue is None else request.queue
+            priority = options.priority if request.priority is None else request.priority
+            if problem := queue_problem("queue", queue) or integer_problem("priority", priority):
+                raise JobRequestError(f"cannot enqueue job {options.name!r}: {problem}")
+            rows.append(NewJob(type=options.name, payload=payload_document(request.job_class, request.payload),
+                               queue=queue, priority=priority, max_retries=options.max_retries,
+                               run_at=_run_at(request, now)))
         return rows
 
     # -- the worker ------------------------------------------------------------------------------------
@@ -287,21 +287,37 @@ def load_jobs_module(module_name: str) -> list[type[BaseJob[Any]]]:
 
 
 def _run_at(request: JobRequest, now: datetime) -> datetime:
-    if request.run_at is not None and request.delay is not None:
+    """When the job is due: checked to be a time every engine can store, in UTC, between the years 1 and 9999."""
+    run_at, delay = request.run_at, request.delay
+    if run_at is not None and delay is not None:
         raise SchedulingError("give either a run time or a delay, not both")
-    if request.run_at is not None:
-        if request.run_at.tzinfo is None or request.run_at.utcoffset() is None:
+    if run_at is not None:
+        if not isinstance(run_at, datetime):
+            raise SchedulingError(f"run time must be a datetime, got {run_at!r:.120}")
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
             raise SchedulingError(
-                f"run time {request.run_at.isoformat()} has no timezone; pass an aware datetime such as "
+                f"run time {run_at.isoformat()} has no timezone; pass an aware datetime such as "
                 "datetime(2030, 1, 1, 2, 0, tzinfo=UTC)"
             )
-        return request.run_at
-    if request.delay is not None:
-        delay = request.delay if isinstance(request.delay, timedelta) else timedelta(seconds=request.delay)
+        try:
+            run_at.astimezone(UTC)
+        except OverflowError:
+            raise SchedulingError(f"run time {run_at.isoformat()} is out of range: in UTC it must fall between "
+                                  "the years 1 and 9999") from None
+        return run_at
+    if delay is None:
+        return now
+    if isinstance(delay, bool) or not isinstance(delay, int | float | timedelta):
+        raise SchedulingError(f"delay must be a number of seconds or a timedelta, got {delay!r:.120}")
+    if isinstance(delay, int | float) and not math.isfinite(delay):
+        raise SchedulingError(f"delay must be a finite number of seconds, got {delay!r}")
+    try:
+        delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
         if delay < timedelta(0):
             raise SchedulingError(f"delay must not be negative, got {delay.total_seconds():g}s")
         return now + delay
-    return now
+    except OverflowError:
+        raise SchedulingError(f"delay {delay} is too long: the run time would fall after the year 9999") from None
 
 
 _instance: JobQueue | None = None

@@ -81,6 +81,8 @@ async def run_job(
             "(add it to the JOBS list of JOBQUEUE_JOBS_MODULE)",
             retryable=False,
         )
+    if job.defect is not None:
+        return Failed(job.defect, retryable=False)
     try:
         payload = validate_payload(job_class, job.payload)
     except PayloadValidationError as exc:

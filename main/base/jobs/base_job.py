@@ -8,6 +8,7 @@ thread that is running an event loop, where blocking would stall every other tas
 
 import asyncio
 import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -169,6 +170,40 @@ def validate_payload(job_class: type[BaseJob[Any]], payload: object) -> BaseMode
         raise PayloadValidationError(
             f"invalid payload for job {options.name!r} ({options.schema.__name__}): {problems}"
         ) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # raised by the input itself, outside pydantic's checks
+        raise PayloadValidationError(
+            f"invalid payload for job {options.name!r} ({options.schema.__name__}): {exc}"
+        ) from None
+
+
+def payload_document(job_class: type[BaseJob[Any]], payload: object) -> str:
+    """The validated payload as the JSON text that is stored. PayloadValidationError, with nothing written, for
+    what JSON cannot hold as given: NaN and infinities (JSON has none; they would come back as null), bytes that
+    are not UTF-8, objects of no JSON type, nesting deeper than pydantic serialises."""
+    model = validate_payload(job_class, payload)
+    try:
+        if _has_non_finite_number(model.model_dump()):
+            raise ValueError("it holds NaN or an infinity, which JSON cannot represent")
+        return model.model_dump_json()
+    except (ValueError, TypeError, RecursionError) as exc:
+        name, reason = job_class._options().name, str(exc).removeprefix("Error serializing to JSON: ")
+        raise PayloadValidationError(
+            f"payload for job {name!r} cannot be stored as JSON: {reason.removeprefix('ValueError: ')}"
+        ) from None
+
+
+def _has_non_finite_number(value: object) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
+    return False
 
 
 def _queue() -> "JobQueue":

@@ -1,7 +1,6 @@
 """PostgreSQL: the scale-out engine. Many workers on many machines share one database;
 claims skip rows locked by others and LISTEN/NOTIFY wakes idle workers when jobs arrive."""
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -77,7 +76,7 @@ class PostgresDialect:
         they follow `jobs`."""
         cursor.execute(_INSERT, {
             "now": naive_utc(now), "type": [job.type for job in jobs],
-            "payload": [json.dumps(job.payload) for job in jobs], "queue": [job.queue for job in jobs],
+            "payload": [job.payload for job in jobs], "queue": [job.queue for job in jobs],
             "priority": [job.priority for job in jobs], "max_retries": [job.max_retries for job in jobs],
             "run_at": [naive_utc(job.run_at) for job in jobs],
         })

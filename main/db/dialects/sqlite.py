@@ -6,7 +6,6 @@ writer. There is no notification channel between processes: a worker watches the
 every commit of any process changes, and wakes when it does.
 """
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -72,7 +71,7 @@ class SqliteDialect:
         ids = list(range(first, first + len(jobs)))
         stamp = _stored(now)
         cursor.executemany(_INSERT, [
-            (job_id, job.type, json.dumps(job.payload), job.queue, job.priority, job.max_retries, _stored(job.run_at),
+            (job_id, job.type, job.payload, job.queue, job.priority, job.max_retries, _stored(job.run_at),
              stamp, stamp)
             for job_id, job in zip(ids, jobs, strict=True)
         ])

@@ -5,7 +5,6 @@ naming the job and the option, not later inside a worker.
 """
 
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin
 from pydantic import BaseModel
 
 from main.base.jobs.backoff import BACKOFF_KINDS, Backoff
+from main.base.jobs.routing import integer_problem, queue_problem
 from main.errors import JobDefinitionError
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 J = TypeVar("J", bound="type[BaseJob[Any]]")
 
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # name -> "module.QualName" of the class that took it: two different classes may not share a name.
 _names_taken: dict[str, str] = {}
 
@@ -101,8 +100,8 @@ def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None
         return f"option 'schema' must be a pydantic BaseModel subclass, got {schema!r}"
     if schema is not None and inferred is not None and schema is not inferred:
         return f"option 'schema' is {schema.__name__} but the class declares BaseJob[{inferred.__name__}]"  # type: ignore[union-attr]
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        return f"option 'max_retries' must be an integer >= 0, got {max_retries!r}"
+    if problem := integer_problem("option 'max_retries'", max_retries, minimum=0):
+        return problem
     if backoff not in BACKOFF_KINDS:
         return f"option 'backoff' must be one of {', '.join(BACKOFF_KINDS)}; got {backoff!r}"
     for option, value in (("base_delay", base_delay), ("max_delay", max_delay)):
@@ -114,10 +113,8 @@ def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None
         return f"option 'jitter' must be a number of seconds >= 0, got {jitter!r}"
     if timeout is not None and (not is_number(timeout) or timeout <= 0):  # type: ignore[operator]
         return f"option 'timeout' must be a number of seconds > 0 or None, got {timeout!r}"
-    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
-        return f"option 'queue' must be 1-100 letters, digits or _.:- characters, got {queue!r}"
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        return f"option 'priority' must be an integer, got {priority!r}"
+    if problem := queue_problem("option 'queue'", queue) or integer_problem("option 'priority'", priority):
+        return problem
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         return f"the class does not define {', '.join(missing)} (required by its base class)"
