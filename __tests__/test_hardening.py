@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, text
 
-from __tests__.support.jobs import EchoJob, NoopJob
+from __tests__.support.jobs import RAISABLE, EchoJob, NoopJob, RaiseJob, SyncRaiseJob
 from main.db.entities import JobStatus
 from main.errors import JobNotFoundError, JobQueueError, JobRequestError, PayloadValidationError, SchedulingError
 from main.services.job_queue import JobQueue
@@ -125,3 +125,16 @@ async def test_stored_payloads_come_back_as_given(queue: JobQueue, tmp_path) -> 
     await EchoJob.perform_later({"data": data, "path": str(out)})
     await queue.run(burst=True)
     assert json.loads(out.read_text()) == data
+
+
+async def test_a_job_raising_any_base_exception_fails_and_the_worker_goes_on(queue: JobQueue) -> None:
+    """Before: SystemExit or KeyboardInterrupt from a job killed the worker, abandoning the jobs beside it."""
+    before = await NoopJob.perform_bulk([{"n": n} for n in range(3)])
+    raising = {(job_class, name): await job_class.perform_later({"exception": name})
+               for job_class in (RaiseJob, SyncRaiseJob) for name in RAISABLE}
+    after = await NoopJob.perform_bulk([{"n": n} for n in range(3)])
+    await queue.run(burst=True)
+    for (_, name), job_id in raising.items():
+        row = queue.store.get(job_id)
+        assert (row.status, row.attempts, row.last_error) == (JobStatus.FAILED, 1, f"{name}: raised by the job")
+    assert all(queue.store.get(job_id).status == JobStatus.COMPLETED for job_id in before + after)

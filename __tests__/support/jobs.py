@@ -138,5 +138,31 @@ class EchoJob(BaseJob[Anything]):
             _append(payload.path, json.dumps(payload.data))
 
 
+class Raise(BaseModel):
+    exception: str  # a name in RAISABLE
+
+
+class CustomBaseException(BaseException):
+    pass
+
+
+RAISABLE: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt, "GeneratorExit": GeneratorExit,
+    "CustomBaseException": CustomBaseException,
+}
+
+
+@job(name="RaiseJob", max_retries=3)
+class RaiseJob(BaseJob[Raise]):
+    async def perform(self, payload: Raise) -> None:
+        raise RAISABLE[payload.exception]("raised by the job")
+
+
+@job(name="SyncRaiseJob", max_retries=3)
+class SyncRaiseJob(BaseJob[Raise]):
+    def perform(self, payload: Raise) -> None:
+        raise RAISABLE[payload.exception]("raised by the job")
+
+
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
-        PriorityJob, SyncSleepJob, LoggingJob, EchoJob]
+        PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob]

@@ -102,8 +102,10 @@ async def run_job(
             outcome = Interrupted(StopReason.LEASE_LOST)
         except NonRetryableError as exc:
             outcome = Failed(_describe(exc), traceback.format_exc(), retryable=False)
-        except Exception as exc:
-            outcome = Failed(_describe(exc), traceback.format_exc())
+        except anyio.get_cancelled_exc_class():
+            raise  # this job's scope (cancel, timeout, lease lost, stop_now) or the worker's own
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt... raised by job code end the job, not the worker
+            outcome = Failed(_describe(exc), traceback.format_exc(), retryable=isinstance(exc, Exception))
     if running.stop_reason is not None and not isinstance(outcome, Completed):
         return Interrupted(running.stop_reason)
     assert outcome is not None

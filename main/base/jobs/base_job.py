@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -135,7 +135,11 @@ class BaseJob(ABC, Generic[P]):
     async def _call_perform(self, payload: P) -> Any:
         if self._async_perform:
             return await self.perform(payload)
-        return await anyio.to_thread.run_sync(self.perform, payload, limiter=self.context.threads)
+        try:
+            return await anyio.to_thread.run_sync(_carry_base_exceptions, self.perform, payload,
+                                                  anyio.get_cancelled_exc_class(), limiter=self.context.threads)
+        except _Carried as carried:
+            raise carried.exception from None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -174,6 +178,24 @@ def validate_payload(job_class: type[BaseJob[Any]], payload: object) -> BaseMode
         raise PayloadValidationError(
             f"invalid payload for job {options.name!r} ({options.schema.__name__}): {exc}"
         ) from None
+
+
+class _Carried(Exception):
+    """A BaseException raised by a sync `perform`, carried across the thread boundary as an Exception: some
+    (GeneratorExit) would otherwise end the awaiting task instead of reaching the code that awaits it."""
+
+    def __init__(self, exception: BaseException) -> None:
+        super().__init__(repr(exception))
+        self.exception = exception
+
+
+def _carry_base_exceptions(perform: Callable[[Any], Any], payload: Any, cancelled: type[BaseException]) -> Any:
+    try:
+        return perform(payload)
+    except (Exception, cancelled):
+        raise
+    except BaseException as exc:
+        raise _Carried(exc) from None
 
 
 def payload_document(job_class: type[BaseJob[Any]], payload: object) -> str:
