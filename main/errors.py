@@ -37,6 +37,11 @@ class InvalidJobStateError(JobQueueError):
     """The job exists but its status does not allow the operation."""
 
 
+class DatabaseUnusableError(JobQueueError):
+    """The database refused in a way that waiting will not fix (read-only, permission, authentication): the
+    worker stops instead of retrying forever."""
+
+
 class SchemaVersionError(JobQueueError):
     """The database was created by a newer jobqueue than the one running."""
 

@@ -4,14 +4,22 @@ Every knob the queue has lives here and in the table in docs/JOB_SYSTEM_QUICK_RE
 seconds as a number (``0.05``) or with a unit (``250ms``, ``30s``, ``10m``, ``12h``, ``7d``).
 """
 
+import difflib
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
+from main.base.jobs.routing import queue_problem
 from main.errors import SettingsError
 
+# The longest duration anything takes: ~100 years. Longer ones (99999999d) would overflow the time arithmetic of
+# the worker and of cleanup long after start-up; they are refused where they are read.
+MAX_DURATION = 100 * 365 * 86400.0
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 
@@ -19,14 +27,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 def parse_duration(value: object) -> float:
     """Seconds from ``5``, ``0.5``, ``"250ms"``, ``"10m"``, ``"7d"``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"expected seconds like 5 or 0.05, or a duration like 250ms, 10m, 7d; got {value!r}")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        seconds = float(value)
+    elif match := _DURATION.match(str(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"expected seconds like 5 or 0.05, or a duration like 250ms, 10m, 7d; got {value!r:.80}")
+    if not 0 <= seconds <= MAX_DURATION:  # also refuses NaN
+        raise ValueError(f"expected a duration from 0 to 100 years; got {value!r:.80}")
+    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 class Settings(BaseSettings):
@@ -54,11 +66,37 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for queue in value:
+            if problem := queue_problem("each queue name", queue):
+                raise ValueError(problem)
+        return value
+
+    @field_validator("jobs_module")
+    @classmethod
+    def _module_name(cls, value: str) -> str:
+        if not _MODULE_NAME.fullmatch(value):
+            raise ValueError(f"expected a module to import, such as myapp.jobs; got {value!r}")
+        return value
+
     @field_validator("database_url")
     @classmethod
-    def _has_scheme(cls, value: str) -> str:
+    def _usable_url(cls, value: str) -> str:
         if "://" not in value:
             raise ValueError(f"expected a URL such as sqlite:///jobqueue.db or postgresql://host/db; got {value!r}")
+        try:
+            url = make_url(value)
+            url.port  # noqa: B018  (parsed lazily: a port that is not a number fails here)
+        except (ArgumentError, ValueError):
+            raise ValueError(f"cannot parse {mask_password(value)!r} as a database URL") from None
+        if url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:")
+                                                   or url.query.get("mode") == "memory"):
+            raise ValueError(
+                f"{value!r} is an in-memory database, which no other process (worker, CLI) can see and which "
+                "vanishes with this one; use a file, e.g. sqlite:///jobqueue.db"
+            )
         return value
 
     @model_validator(mode="after")
@@ -80,6 +118,14 @@ class Settings(BaseSettings):
         return min(self.poll_interval, self.lease_seconds / 3)
 
     @classmethod
+    def unknown_variables(cls, environ: Mapping[str, str]) -> dict[str, str | None]:
+        """JOBQUEUE_* variables that name no setting (a misspelling is silently ignored otherwise), each with
+        the closest real name, if any."""
+        known = [f"JOBQUEUE_{name.upper()}" for name in cls.model_fields]
+        return {name: next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.8)), None)
+                for name in environ if name.startswith("JOBQUEUE_") and name not in known}
+
+    @classmethod
     def load(cls, **overrides: Any) -> "Settings":
         """Read the environment, overridden by keyword arguments. A bad value raises SettingsError naming
         the variable."""
@@ -87,7 +133,13 @@ class Settings(BaseSettings):
             return cls(**overrides)
         except ValidationError as exc:
             problems = "; ".join(
-                f"JOBQUEUE_{str(err['loc'][0]).upper()}: {err['msg']}" if err["loc"] else err["msg"]
+                f"JOBQUEUE_{str(err['loc'][0]).upper()}: {err['msg'].removeprefix('Value error, ')}"
+                if err["loc"] else err["msg"].removeprefix("Value error, ")
                 for err in exc.errors()
             )
             raise SettingsError(f"invalid jobqueue settings: {problems}") from None
+
+
+def mask_password(database_url: str) -> str:
+    """The URL with its password replaced by ***, even where the rest of it does not parse."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", database_url)

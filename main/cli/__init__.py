@@ -4,8 +4,9 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from main.db.engine import describe_database_error
 from main.errors import JobQueueError
 from main.log import configure_logging
 from main.services.job_queue import JobQueue, set_job_queue
@@ -41,9 +42,21 @@ def main() -> None:
 
     try:
         app()
-    except JobQueueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except BaseException as exc:
+        line = explain(exc)
+        if line is None:
+            raise
+        typer.echo(f"error: {line}", err=True)
         sys.exit(1)
-    except OperationalError as exc:
-        typer.echo(f"error: the database is unavailable: {exc.orig}", err=True)
-        sys.exit(1)
+
+
+def explain(exc: BaseException) -> str | None:
+    """The one line to print for a user or environment mistake, also from inside an exception group (a worker's
+    parts run in task groups); None for anything else, which is a bug and keeps its traceback."""
+    if isinstance(exc, BaseExceptionGroup):
+        return next((line for inner in exc.exceptions if (line := explain(inner)) is not None), None)
+    if isinstance(exc, JobQueueError):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        return f"the database refused: {describe_database_error(exc)}"
+    return None

@@ -1,7 +1,9 @@
 """Top-level commands: worker, enqueue, status, cleanup."""
 
 import json
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -31,7 +33,9 @@ def worker(
 @app.command()
 def enqueue(
     job_type: Annotated[str, typer.Argument(metavar="TYPE", help="Registered job name, e.g. EmailJob")],
-    payload: Annotated[str, typer.Option(help="The payload as a JSON object")] = "{}",
+    payload: Annotated[
+        str, typer.Option(help="The payload as a JSON object; @file.json reads a file, - reads stdin")
+    ] = "{}",
     at: Annotated[str | None, typer.Option(help="Run at this ISO 8601 time with a timezone")] = None,
     in_: Annotated[str | None, typer.Option("--in", help="Run after this delay: seconds or 30s, 5m, 2h")] = None,
     jobs_module: JobsModule = None,
@@ -40,10 +44,7 @@ def enqueue(
     """Validate and enqueue one job."""
     job_queue = open_queue(jobs_module)
     job_class = job_queue.job_class(job_type)
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise JobQueueError(f"--payload is not valid JSON: {exc}") from None
+    data = _parse_payload(_read_payload(payload))
     run_at = _parse_time(at) if at else None
     delay = _parse_delay(in_) if in_ else None
     [job_id] = job_queue.enqueue_many_sync([JobRequest(job_class, data, run_at=run_at, delay=delay)])
@@ -68,6 +69,32 @@ def cleanup(as_json: AsJson = False) -> None:
         print_json({"deleted": deleted})
     else:
         console.print(f"deleted {deleted} finished job(s) older than {job_queue.settings.retention:g}s")
+
+
+def _read_payload(value: str) -> str:
+    """The JSON text given to --payload: inline, `@path` for a file, `-` for stdin (for payloads too big for a
+    command line)."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JobQueueError(f"--payload {value}: cannot read the file ({exc})") from None
+    return value
+
+
+def _parse_payload(text: str) -> object:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise JobQueueError(f"--payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise JobQueueError("--payload is nested too deeply to be read as JSON") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise JobQueueError(f"--payload holds {name}, which is not JSON (use null or a number)")
 
 
 def _parse_time(value: str) -> datetime:

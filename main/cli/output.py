@@ -61,8 +61,18 @@ def print_job(job: Job, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     for name, value in data.items():
         shown = json.dumps(value, indent=2) if isinstance(value, dict | list) else value
-        table.add_row(name, "" if shown is None else str(shown))
+        table.add_row(name, "" if shown is None else _for_people(str(shown)))
     console.print(table)
+
+
+SHOWN_CHARS = 2_000  # of one field in the table; --json prints everything
+
+
+def _for_people(text: str) -> str:
+    """A field cut to what a terminal can show: a 10 MB payload would take minutes to lay out."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}\n... ({len(text) - SHOWN_CHARS:,} more characters; --json prints all)"
 
 
 def status_as_dict(status: QueueStatus) -> dict[str, Any]:

@@ -115,3 +115,8 @@ class Database:
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+
+
+def describe_database_error(error: DBAPIError) -> str:
+    """The driver's message on one line, without SQLAlchemy's statement and parameters (which may hold data)."""
+    return " ".join(str(error.orig).split()) or type(error.orig).__name__

@@ -74,6 +74,8 @@ class JobQueue:
         self.store = JobStore(self.database)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = get_logger(worker_id=self.worker_id)
+        for variable, closest in Settings.unknown_variables(os.environ).items():
+            self.log.warning("unknown_setting_ignored", variable=variable, did_you_mean=closest)
         self._registry: dict[str, type[BaseJob[Any]]] = {}
         self.executions = Executions(self.settings.concurrency)
         self.waker = Waker()

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from main.db.rows import NewJob
 from main.errors import SettingsError
+from main.settings import mask_password
 
 
 class Dialect(Protocol):
@@ -55,6 +56,12 @@ class Dialect(Protocol):
         """Call `wake` whenever another process announces new jobs; returns at once if the engine cannot."""
         ...
 
+    def is_transient(self, error: DBAPIError) -> bool:
+        """Whether waiting may cure `error` (server down or restarting, connection lost, lock contention, disk
+        full) as opposed to a mistake that waiting cannot fix (read-only file, permission, authentication,
+        missing database, schema mismatch)."""
+        ...
+
 
 def dialect_for(database_url: str) -> Dialect:
     """The dialect for JOBQUEUE_DATABASE_URL; an unsupported URL is a SettingsError naming it."""
@@ -64,7 +71,9 @@ def dialect_for(database_url: str) -> Dialect:
     try:
         backend = make_url(database_url).get_backend_name()
     except ArgumentError:
-        raise SettingsError(f"JOBQUEUE_DATABASE_URL: cannot parse {database_url!r} as a database URL") from None
+        raise SettingsError(
+            f"JOBQUEUE_DATABASE_URL: cannot parse {mask_password(database_url)!r} as a database URL"
+        ) from None
     if backend == "sqlite":
         return SqliteDialect(database_url)
     if backend == "postgresql":

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.db.rows import NewJob
 from main.db.types import naive_utc
@@ -85,6 +85,12 @@ class PostgresDialect:
     def announce_new_jobs(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
+    def is_transient(self, error: DBAPIError) -> bool:
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if sqlstate is None:
+            return not any(words in str(error.orig) for words in _PERMANENT_CONNECT_ERRORS)
+        return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
+
     async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         log = get_logger()
@@ -98,6 +104,14 @@ class PostgresDialect:
             except psycopg.OperationalError as exc:
                 log.warning("listen_connection_lost", error=str(exc), retry_in=_RECONNECT_DELAY)
                 await anyio.sleep(_RECONNECT_DELAY)
+
+
+# SQLSTATE classes and codes that may clear up by themselves: connection exceptions, insufficient resources
+# (disk full, too many connections), a server shutting down or starting, serialization failures and deadlocks.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "40")
+# Errors raised while connecting carry no SQLSTATE: these messages mean waiting will not help.
+_PERMANENT_CONNECT_ERRORS = ("authentication failed", "does not exist", "invalid", "no pg_hba.conf entry",
+                             "permission denied", "password")
 
 
 def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:

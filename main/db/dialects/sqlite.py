@@ -6,6 +6,7 @@ writer. There is no notification channel between processes: a worker watches the
 every commit of any process changes, and wakes when it does.
 """
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
 
 from main.db.rows import NewJob
 from main.db.types import naive_utc
@@ -95,13 +97,31 @@ class SqliteDialect:
                 seen = now
                 wake()
 
+    def is_transient(self, error: DBAPIError) -> bool:
+        return str(getattr(error.orig, "sqlite_errorname", "")).startswith(_TRANSIENT)
+
     def _engine(self) -> Engine:
+        _create_private(make_url(self.database_url).database)
         engine = create_engine(
             self.database_url,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine, "connect", _configure_connection)
         return engine
+
+
+# SQLite result codes (by name) that may clear up by themselves: another writer, a full disk, a passing I/O fault.
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PROTOCOL", "SQLITE_INTERRUPT")
+
+
+def _create_private(path: str | None) -> None:
+    """Create the database file readable by its owner only, before SQLite creates it with the umask's mode:
+    jobs hold payloads, errors and tracebacks. SQLite gives its -wal and -shm files the database file's mode."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    # An existing file keeps its mode; a missing directory is SQLite's error to report, at connect.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _signature(path: str) -> tuple[int, int, int] | None:

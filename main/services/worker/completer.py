@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
 from main.clock import Clock
+from main.db.engine import describe_database_error
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob
 from main.db.store import JobStore
@@ -79,8 +80,8 @@ class Completer:
         try:
             written = await self.store.database.run(self.store.record, self.worker_id, decisions, self.clock.now())
         except DBAPIError as exc:
-            self.log.error("job_outcomes_not_recorded", jobs=[f.job.id for f in batch], error=str(exc.orig).strip(),
-                           note="their leases expire and the jobs run again")
+            self.log.error("job_outcomes_not_recorded", jobs=[f.job.id for f in batch],
+                           error=describe_database_error(exc), note="their leases expire and the jobs run again")
             return
         for finished in batch:
             self._log(finished, written=finished.job.id in written)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
 from main.clock import Clock
+from main.db.engine import describe_database_error
 from main.db.store import JobStore
 from main.services.runner import StopReason
 from main.services.worker.completer import Completer
@@ -28,7 +29,7 @@ class Heartbeat:
             try:
                 await self.beat()
             except DBAPIError as exc:
-                self.log.error("heartbeat_failed", error=str(exc.orig).strip(),
+                self.log.error("heartbeat_failed", error=describe_database_error(exc),
                                note="retrying at the next beat; leases last JOBQUEUE_LEASE_SECONDS")
 
     async def beat(self) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
 from main.clock import Clock
+from main.db.engine import describe_database_error
 from main.db.store import JobStore
 
 
@@ -51,4 +52,4 @@ class Maintenance:
         try:
             await task()
         except DBAPIError as exc:  # an outage: the next pass tries again
-            self.log.error("maintenance_failed", task=task.__name__, error=str(exc.orig).strip())
+            self.log.error("maintenance_failed", task=task.__name__, error=describe_database_error(exc))

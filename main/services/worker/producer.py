@@ -12,7 +12,9 @@ from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs import Backoff
 from main.clock import Clock
+from main.db.engine import describe_database_error
 from main.db.store import JobStore
+from main.errors import DatabaseUnusableError
 from main.services.runner import RunningJob
 from main.services.waker import Waker
 from main.services.worker.completer import Completer
@@ -41,6 +43,10 @@ class Producer:
             try:
                 claimed, outage = await self.claim(), 0
             except DBAPIError as exc:
+                if not self.store.database.dialect.is_transient(exc):
+                    raise DatabaseUnusableError(
+                        f"the worker stops: {describe_database_error(exc)} (waiting will not fix this)"
+                    ) from exc
                 outage += 1
                 await self._wait_out_outage(exc, outage)
                 continue
@@ -66,5 +72,5 @@ class Producer:
     async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:
         """The database is unreachable: running jobs go on; retry with backoff, never crash the worker."""
         delay = Backoff("exponential", base_delay=self.poll_interval, max_delay=_MAX_OUTAGE_WAIT).delay(failures)
-        self.log.error("database_unavailable", error=str(error.orig).strip(), failures=failures, retry_in=delay)
+        self.log.error("database_unavailable", error=describe_database_error(error), failures=failures, retry_in=delay)
         await self.waker.wait(delay)
