@@ -42,7 +42,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url: str) 
         for name, columns in _V1_INDEXES.items():
             session.execute(text(f"CREATE INDEX {name} ON jobs ({columns})"))
         session.execute(update(SchemaVersion).values(version=1))
-    JobStore(database).enqueue([NewJob("NoopJob", {"n": 1}, "default", 0, 3, datetime.now(UTC))], datetime.now(UTC))
+    JobStore(database).enqueue([NewJob("NoopJob", '{"n": 1}', "default", 0, 3, datetime.now(UTC))], datetime.now(UTC))
     ensure_schema(database)
     indexes = {index["name"] for index in inspect(database.engine).get_indexes("jobs")}
     assert indexes == {"ix_jobs_pending", "ix_jobs_pending_queue", "ix_jobs_running_lease", "ix_jobs_finished_at"}

@@ -211,7 +211,7 @@ async def test_enqueue_wakes_an_idle_worker_at_once(make_queue: QueueFactory) ->
 
 
 async def test_a_sync_job_enqueues_from_its_thread_and_wakes_the_worker(make_queue: QueueFactory) -> None:
-    queue = make_queue(poll_interval=60)
+    queue = make_queue(poll_interval=60, shutdown_timeout=5)  # the parent's thread is not abandoned at the stop
     async with running(queue):
         await anyio.sleep(0.1)
         parent = await FanOutJob.perform_later({"children": 3, "hold": 2})

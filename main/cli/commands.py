@@ -1,6 +1,7 @@
 """Top-level commands: worker, enqueue, status, cleanup."""
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,11 @@ def worker(
     """Run a worker until SIGTERM/SIGINT (graceful; a second signal interrupts running jobs)."""
     job_queue = open_queue(jobs_module, concurrency=concurrency, queues=tuple(queue) if queue else None)
     anyio.run(lambda: job_queue.serve(burst=burst))
+    if job_queue.executions.abandoned:
+        # Their threads cannot be stopped, and Python would wait for them at exit: leave without waiting.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @app.command()

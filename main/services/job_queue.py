@@ -79,7 +79,7 @@ class JobQueue:
         self._registry: dict[str, type[BaseJob[Any]]] = {}
         self.executions = Executions(self.settings.concurrency)
         self.waker = Waker()
-        self._stopping = False
+        self._stopping = self._interrupting = False
         self._started_at: float | None = None
         for job_class in load_jobs_module(self.settings.jobs_module) if jobs is None else jobs:
             self.register(job_class)
@@ -152,7 +152,7 @@ class JobQueue:
             raise JobQueueError("this JobQueue is already running; one worker per queue")
         await self.database.run(self.store.ensure_schema)
         self.waker.bind()
-        self._stopping, self._started_at = False, time.monotonic()
+        self._stopping, self._interrupting, self._started_at = False, False, time.monotonic()
         self.log.info("worker_started", types=self.get_available_job_types(), concurrency=self.settings.concurrency,
                       queues=list(self.settings.queues) or "all", poll_interval=self.settings.poll_interval)
         try:
@@ -196,9 +196,16 @@ class JobQueue:
         return self._stopping
 
     def stop_now(self) -> None:
-        """Stop claiming and interrupt running jobs at once; they go back to pending, no attempt counted."""
+        """Stop claiming and interrupt running jobs at once; they go back to pending, no attempt counted. A
+        `def perform` that does not return within a second is abandoned (see Worker._drain)."""
+        self._interrupting = True
         self.stop()
         self.executions.stop_all(StopReason.SHUTDOWN)
+
+    @property
+    def interrupting(self) -> bool:
+        """True once stop_now() was called (or a second signal received) and until the next run."""
+        return self._interrupting
 
     async def work_one(self, job_id: int | None = None, *, interrupt: Interrupt | None = None) -> Job | None:
         """Claim one due job (job `job_id`, if given) and run it here to its outcome; returns its row after,

@@ -34,6 +34,7 @@ class RunningJob:
     signal: StopSignal = field(default_factory=StopSignal)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     stop_reason: StopReason | None = None
+    thread_released: anyio.Event = field(default_factory=anyio.Event)  # see JobContext.thread_released
 
     def stop(self, reason: StopReason) -> None:
         """Stop at once (the scope is cancelled); the graceful request goes through `signal` instead."""
@@ -90,6 +91,7 @@ async def run_job(
     context = JobContext(
         job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue,
         database=database, checkpoints=checkpoints, stop=running.signal, threads=threads,
+        thread_released=running.thread_released,
     )
     outcome: Outcome | None = None
     with running.scope:

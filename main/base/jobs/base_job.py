@@ -7,6 +7,7 @@ thread that is running an event loop, where blocking would stall every other tas
 """
 
 import asyncio
+import contextlib
 import inspect
 import math
 from abc import ABC, abstractmethod
@@ -135,9 +136,16 @@ class BaseJob(ABC, Generic[P]):
     async def _call_perform(self, payload: P) -> Any:
         if self._async_perform:
             return await self.perform(payload)
+        cancelled = anyio.get_cancelled_exc_class()
+        call = _ThreadCall(self.perform, payload, cancelled, self.context.thread_released or anyio.Event())
         try:
-            return await anyio.to_thread.run_sync(_carry_base_exceptions, self.perform, payload,
-                                                  anyio.get_cancelled_exc_class(), limiter=self.context.threads)
+            return await anyio.to_thread.run_sync(call, limiter=self.context.threads, abandon_on_cancel=True)
+        except cancelled:
+            # Timeout, cancel, lost lease or shutdown while `perform` runs on in its thread: the job keeps its slot
+            # until it returns, unless the worker gives up on it (a thread still stuck when the worker must exit).
+            with anyio.CancelScope(shield=True):
+                await call.released.wait()
+            raise
         except _Carried as carried:
             raise carried.exception from None
 
@@ -189,13 +197,24 @@ class _Carried(Exception):
         self.exception = exception
 
 
-def _carry_base_exceptions(perform: Callable[[Any], Any], payload: Any, cancelled: type[BaseException]) -> Any:
-    try:
-        return perform(payload)
-    except (Exception, cancelled):
-        raise
-    except BaseException as exc:
-        raise _Carried(exc) from None
+class _ThreadCall:
+    """A sync `perform` as its thread runs it: BaseExceptions carried across as `_Carried`, and `released` set
+    once it returns, for a caller that stopped waiting for the result but waits for the thread."""
+
+    def __init__(self, perform: Callable[[Any], Any], payload: Any, cancelled: type[BaseException],
+                 released: anyio.Event) -> None:
+        self.perform, self.payload, self.cancelled, self.released = perform, payload, cancelled, released
+
+    def __call__(self) -> Any:
+        try:
+            return self.perform(self.payload)
+        except (Exception, self.cancelled):
+            raise
+        except BaseException as exc:
+            raise _Carried(exc) from None
+        finally:
+            with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody waits any more
+                anyio.from_thread.run_sync(self.released.set)
 
 
 def payload_document(job_class: type[BaseJob[Any]], payload: object) -> str:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from anyio import CapacityLimiter
+from anyio import CapacityLimiter, Event
 from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs.interrupts import StopSignal
@@ -27,6 +27,8 @@ class JobContext:
     checkpoints: "CheckpointSink | None" = None
     stop: StopSignal = field(default_factory=StopSignal)
     threads: CapacityLimiter | None = None  # where a sync `perform` runs (the worker's job threads)
+    # Set when a sync `perform` that was cancelled has returned, or when the worker gives up waiting for it.
+    thread_released: Event | None = None
 
     @cached_property
     def log(self) -> FilteringBoundLogger:

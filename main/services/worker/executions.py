@@ -9,6 +9,7 @@ class Executions:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._running: dict[int, RunningJob] = {}
+        self.abandoned = 0  # jobs whose `def perform` was still running when the worker had to go
 
     @property
     def free(self) -> int:
@@ -43,3 +44,12 @@ class Executions:
     def stop_all(self, reason: StopReason) -> None:
         for running in self:
             running.stop(reason)
+
+    def abandon(self) -> list[RunningJob]:
+        """Stop waiting for the threads of the jobs still here after they were stopped: a `def perform` that
+        does not return cannot be interrupted, and must not keep the worker from exiting."""
+        stuck = list(self)
+        for running in stuck:
+            running.thread_released.set()
+        self.abandoned += len(stuck)
+        return stuck

@@ -28,6 +28,9 @@ from main.services.worker.producer import Producer
 if TYPE_CHECKING:
     from main.services.job_queue import JobQueue
 
+# Seconds that stopped jobs get to end before the threads of those that do not are abandoned.
+ABANDON_AFTER = 1.0
+
 
 class Worker:
     def __init__(self, queue: "JobQueue") -> None:
@@ -64,11 +67,20 @@ class Worker:
             side.cancel_scope.cancel()
 
     async def _drain(self) -> None:
-        """Let running jobs finish for up to the shutdown timeout, then interrupt the rest."""
-        executions = self.queue.executions
+        """Let running jobs finish for up to the shutdown timeout (not after `stop_now`), then interrupt the rest;
+        abandon the threads of `def perform`s that still do not return."""
+        queue, executions = self.queue, self.queue.executions
         if executions:
-            self.queue.log.info("worker_draining", running=len(executions), timeout=self.settings.shutdown_timeout)
+            queue.log.info("worker_draining", running=len(executions), timeout=self.settings.shutdown_timeout)
         with anyio.move_on_after(self.settings.shutdown_timeout):
-            while executions:
-                await self.queue.waker.wait(self.settings.poll_interval)
+            while executions and not queue.interrupting:
+                await queue.waker.wait(self.settings.poll_interval)
         executions.stop_all(StopReason.SHUTDOWN)
+        with anyio.move_on_after(ABANDON_AFTER):
+            while executions:
+                await queue.waker.wait(ABANDON_AFTER)
+        for running in executions.abandon():
+            job = running.job
+            queue.log.error("job_thread_abandoned", job_id=job.id, job_type=job.type, attempt=job.attempts,
+                            note="its def perform did not return when stopped; the job goes back to pending and may "
+                                 "still be running here until this process exits")
