@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from __tests__.conftest import wait_for
-from __tests__.support.jobs import RAISABLE, NoopJob, RaiseJob, SleepJob, SyncRaiseJob, SyncSleepJob
+from __tests__.support.jobs import RAISABLE, LoopBlockingJob, NoopJob, RaiseJob, SleepJob, SyncRaiseJob, SyncSleepJob
 from main.db.entities import JobStatus
 from main.services.job_queue import JobQueue
 
@@ -74,3 +74,25 @@ def test_kill_9_in_the_middle_of_a_batch_loses_nothing(
     assert set(runs) == set(ids)  # nothing lost
     twice = {job_id for job_id, n in runs.items() if n > 1}
     assert twice <= running_at_kill and max(runs.values()) <= 2  # only what was running when the worker died
+
+
+def test_a_job_blocking_the_event_loop_is_reported_and_keeps_its_lease(
+    queue: JobQueue, start_worker, database_url: str, tmp_path: Path,
+) -> None:
+    """Before: `time.sleep` in an async job stopped the heartbeats with the loop; with a lease shorter than the
+    sleep, a second worker took the job over, and it ran three times."""
+    trace = tmp_path / "trace"
+    job_id = LoopBlockingJob.perform_later_sync({"seconds": 4, "path": str(trace)})
+    fast = {"JOBQUEUE_LEASE_SECONDS": "1", "JOBQUEUE_HEARTBEAT_INTERVAL": "0.2"}
+    first = start_worker(database_url, **fast)
+    wait_for(lambda: trace.exists())
+    second = start_worker(database_url, **fast)
+    wait_for(lambda: queue.store.get(job_id).status == JobStatus.COMPLETED, timeout=30)
+    time.sleep(1.5)  # time for the second worker to recover the job, were its lease not kept
+    for worker in (first, second):
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+    assert [line.split()[0] for line in trace.read_text().splitlines()] == ["started"]
+    assert queue.store.get(job_id).attempts == 1
+    [blocked] = events(first, "event_loop_blocked")
+    assert (blocked["job_id"], blocked["job_type"], blocked["level"]) == (job_id, "LoopBlockingJob", "error")

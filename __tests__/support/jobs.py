@@ -138,6 +138,16 @@ class EchoJob(BaseJob[Anything]):
             _append(payload.path, json.dumps(payload.data))
 
 
+@job(name="LoopBlockingJob", max_retries=3)
+class LoopBlockingJob(BaseJob[Sleep]):
+    """The mistake the watchdog is for: blocking code inside `async def perform` stalls the event loop."""
+
+    async def perform(self, payload: Sleep) -> None:
+        if payload.path:
+            _append(payload.path, f"started {self.context.job_id} {self.context.attempt}")
+        time.sleep(payload.seconds)
+
+
 class Raise(BaseModel):
     exception: str  # a name in RAISABLE
 
@@ -165,4 +175,4 @@ class SyncRaiseJob(BaseJob[Raise]):
 
 
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
-        PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob]
+        PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob, LoopBlockingJob]

@@ -5,7 +5,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -90,7 +90,7 @@ def _read_payload(value: str) -> str:
     return value
 
 
-def _parse_payload(text: str) -> object:
+def _parse_payload(text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

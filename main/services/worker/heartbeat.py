@@ -1,19 +1,34 @@
-"""Keeps the leases of this worker's jobs alive on an interval of its own (JOBQUEUE_HEARTBEAT_INTERVAL), so
-that no poll interval and no busy loop can let a healthy job be taken for dead; learns of cancel requests
-and of leases lost meanwhile."""
+"""Keeps the leases of this worker's jobs alive on an interval of its own (JOBQUEUE_HEARTBEAT_INTERVAL), from a
+thread of its own: no poll interval, no busy job and not even an async job that blocks the event loop
+(`time.sleep` in `async def perform`) can let a healthy job be taken for dead and run twice. The same thread
+is the event loop's watchdog: a loop that has not ticked for LOOP_BLOCKED_AFTER seconds is logged with the
+job whose code holds it. Cancel requests and leases lost, learned by a beat, are acted on in the loop.
+"""
 
+import queue
+import sys
+import threading
+import time
+from collections.abc import Mapping
 from datetime import timedelta
 
 import anyio
+from anyio import CapacityLimiter
+from anyio.abc import TaskStatus
 from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
+from main.base.jobs import BaseJob
 from main.clock import Clock
 from main.db.engine import describe_database_error
+from main.db.store import Heartbeat as Beat
 from main.db.store import JobStore
-from main.services.runner import StopReason
+from main.services.runner import RunningJob, StopReason
 from main.services.worker.completer import Completer
 from main.services.worker.executions import Executions
+
+LOOP_BLOCKED_AFTER = 1.0  # seconds without a tick of the event loop before the watchdog reports it
+_TICK = LOOP_BLOCKED_AFTER / 4  # how often the loop proves it runs (and acts on what the beats learned)
 
 
 class Heartbeat:
@@ -22,25 +37,86 @@ class Heartbeat:
         self.store, self.worker_id, self.clock, self.log = store, worker_id, clock, log
         self.executions, self.completer = executions, completer
         self.interval, self.lease_seconds = interval, lease_seconds
+        self._learned: queue.SimpleQueue[tuple[Mapping[int, RunningJob], Beat]] = queue.SimpleQueue()
+        self._last_tick = time.monotonic()
+        self._loop_thread = threading.get_ident()
 
     async def run(self) -> None:
-        while True:
-            await anyio.sleep(self.interval)
-            try:
-                await self.beat()
-            except DBAPIError as exc:
-                self.log.error("heartbeat_failed", error=describe_database_error(exc),
-                               note="retrying at the next beat; leases last JOBQUEUE_LEASE_SECONDS")
+        """Beat in a thread of its own until cancelled; tick in the loop meanwhile."""
+        stop = threading.Event()
+        self._loop_thread, self._last_tick = threading.get_ident(), time.monotonic()
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._tick, stop)  # started: its `finally` will end the thread
+            await anyio.to_thread.run_sync(self._beat_until, stop, limiter=CapacityLimiter(1))
 
-    async def beat(self) -> None:
+    async def _tick(self, stop: threading.Event, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            task_status.started()
+            while True:
+                self._last_tick = time.monotonic()
+                self._act_on_what_beats_learned()
+                await anyio.sleep(_TICK)
+        finally:
+            stop.set()  # the beating thread ends with the worker
+
+    def _act_on_what_beats_learned(self) -> None:
+        while not self._learned.empty():
+            running, beat = self._learned.get_nowait()
+            for reason, job_ids in ((StopReason.CANCELLED, beat.cancel_requested), (StopReason.LEASE_LOST, beat.lost)):
+                for job_id in job_ids:
+                    if job_id in running:  # an outcome already written counts as "lost": nothing to stop
+                        running[job_id].stop(reason)
+
+    # -- the heartbeat thread ----------------------------------------------------------------------------
+
+    def _beat_until(self, stop: threading.Event) -> None:
+        next_beat = time.monotonic() + self.interval
+        reported = False  # this stall of the loop is logged once
+        while not stop.wait(min(self.interval, _TICK)):
+            now = time.monotonic()
+            stalled = now - self._last_tick
+            if stalled < LOOP_BLOCKED_AFTER:
+                reported = False
+            elif not reported:
+                reported = True
+                self._report_blocked_loop(stalled)
+            if now >= next_beat:
+                next_beat = now + self.interval
+                self.beat()
+
+    def beat(self) -> None:
+        """Renew the leases of the running jobs and of those whose outcome waits in the completer."""
         running = self.executions.snapshot()  # the executions this beat speaks for, not any claimed meanwhile
         job_ids = [*running, *self.completer.awaiting]
         if not job_ids:
             return
         lease_until = self.clock.now() + timedelta(seconds=self.lease_seconds)
-        beat = await self.store.database.run(self.store.heartbeat, self.worker_id, job_ids, lease_until)
-        for reason, job_ids_to_stop in ((StopReason.CANCELLED, beat.cancel_requested),
-                                        (StopReason.LEASE_LOST, beat.lost)):
-            for job_id in job_ids_to_stop:
-                if job_id in running:  # an outcome already written counts as "lost": nothing to stop
-                    running[job_id].stop(reason)
+        try:
+            beat = self.store.heartbeat(self.worker_id, job_ids, lease_until)
+        except DBAPIError as exc:
+            self.log.error("heartbeat_failed", error=describe_database_error(exc),
+                           note="retrying at the next beat; leases last JOBQUEUE_LEASE_SECONDS")
+            return
+        if beat.cancel_requested or beat.lost:
+            self._learned.put((running, beat))
+
+    def _report_blocked_loop(self, stalled: float) -> None:
+        job = _job_on_the_stack(self._loop_thread)
+        self.log.error(
+            "event_loop_blocked", seconds=round(stalled, 2), job_id=job and job.context.job_id,
+            job_type=job and job.context.job_type, attempt=job and job.context.attempt,
+            note="blocking code in an async job (time.sleep, a sync client) stalls every job of this worker and "
+                 "defeats timeouts; await instead, or make perform a plain def to run it in a thread; leases are "
+                 "kept meanwhile",
+        )
+
+
+def _job_on_the_stack(thread_id: int) -> BaseJob | None:  # type: ignore[type-arg]
+    """The job whose code the thread is running, if any: the innermost frame whose `self` is a job."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, BaseJob):
+            return candidate
+        frame = frame.f_back
+    return None
