@@ -114,10 +114,10 @@ def fill(system: System, count: int) -> None:
 
 
 def process(system: System, count: int, workers: int) -> float:
-    """Jobs/s from the first job taken to the last. Where the system enqueues in bulk (all jobs appear at
-    once), the workers start first and settle, so that each takes part from the first job on, however long
-    its start-up; otherwise they start on a full queue."""
-    bulk = type(system).enqueue_bulk is not System.enqueue_bulk
+    """Jobs/s from the first job taken to the last. One worker starts on a full queue, as for every system.
+    Several, where the system enqueues in bulk (all jobs appear at once), start first and settle, so that each
+    takes part from the first job on, however long its start-up."""
+    bulk = workers > 1 and type(system).enqueue_bulk is not System.enqueue_bulk
     if bulk:
         system.reset()
     else:
