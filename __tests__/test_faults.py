@@ -4,16 +4,32 @@ twice beyond the documented at-least-once window (jobs running when a worker die
 
 import json
 import signal
+import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from __tests__.conftest import wait_for
-from __tests__.support.jobs import RAISABLE, LoopBlockingJob, NoopJob, RaiseJob, SleepJob, SyncRaiseJob, SyncSleepJob
+from __tests__.conftest import FAST, wait_for
+from __tests__.support.jobs import (
+    JOBS,
+    RAISABLE,
+    EchoJob,
+    LoopBlockingJob,
+    NoopJob,
+    RaiseJob,
+    SleepJob,
+    SyncRaiseJob,
+    SyncSleepJob,
+)
+from main.base.jobs import JobRequest
 from main.db.entities import JobStatus
 from main.services.job_queue import JobQueue
+from main.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -96,3 +112,40 @@ def test_a_job_blocking_the_event_loop_is_reported_and_keeps_its_lease(
     assert queue.store.get(job_id).attempts == 1
     [blocked] = events(first, "event_loop_blocked")
     assert (blocked["job_id"], blocked["job_type"], blocked["level"]) == (job_id, "LoopBlockingJob", "error")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB file system of its own (tmpfs), to fill up; needs the right to mount."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root, or CAP_SYS_ADMIN in a container)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_under_sqlite_is_waited_out_and_loses_nothing(small_disk: Path) -> None:
+    """Before: the worker retried at most every 30 s and dropped the outcomes it could not write, so once space
+    was back, jobs sat for a minute or more and those that had run failed as abandoned (or ran again)."""
+    queue = JobQueue(Settings.load(database_url=f"sqlite:///{small_disk / 'jobs.db'}", **FAST), jobs=JOBS)
+    enqueued = 0
+    with pytest.raises(DBAPIError, match="database or disk is full"):
+        while True:
+            await queue.enqueue_many([JobRequest(EchoJob, {"data": "x" * 2000})] * 50)
+            enqueued += 50
+    async with anyio.create_task_group() as tg:
+        await tg.start(queue.run)
+        await anyio.sleep(1)  # the worker meets the full disk: claims and outcomes fail
+        assert queue.get_status_sync().counts_by_status["completed"] == 0
+        subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)  # space comes back
+        with anyio.fail_after(10):
+            while queue.get_status_sync().counts_by_status["completed"] < enqueued:
+                await anyio.sleep(0.1)
+        queue.stop()
+    counts = queue.get_status_sync().counts_by_status
+    assert (counts["completed"], counts["failed"], counts["pending"]) == (enqueued, 0, 0)
+    queue.close()

@@ -111,6 +111,11 @@ class Database:
             _engine_limiter.set(limiter)
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)
 
+    def relieve(self, error: DBAPIError) -> None:
+        """After a write failed with a transient `error`: do what helps it pass (the dialect knows what)."""
+        with self.dialect.one_writer_at_a_time():
+            self.dialect.relieve(self.engine, error)
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self.read_engine is not self.engine:

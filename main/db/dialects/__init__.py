@@ -56,6 +56,10 @@ class Dialect(Protocol):
         """Call `wake` whenever another process announces new jobs; returns at once if the engine cannot."""
         ...
 
+    def relieve(self, engine: Engine, error: DBAPIError) -> None:
+        """After a write through `engine` failed with `error`: whatever helps it pass; never raises."""
+        ...
+
     def is_transient(self, error: DBAPIError) -> bool:
         """Whether waiting may cure `error` (server down or restarting, connection lost, lock contention, disk
         full) as opposed to a mistake that waiting cannot fix (read-only file, permission, authentication,

@@ -85,6 +85,9 @@ class PostgresDialect:
     def announce_new_jobs(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
+    def relieve(self, engine: Engine, error: DBAPIError) -> None:
+        """Nothing to do here: the server recovers by itself."""
+
     def is_transient(self, error: DBAPIError) -> bool:
         sqlstate = getattr(error.orig, "sqlstate", None)
         if sqlstate is None:

@@ -8,6 +8,7 @@ every commit of any process changes, and wakes when it does.
 
 import contextlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -96,6 +97,18 @@ class SqliteDialect:
             if now != seen:
                 seen = now
                 wake()
+
+    def relieve(self, engine: Engine, error: DBAPIError) -> None:
+        """A full disk: copy the WAL into the database file and truncate it, which gives its space back as soon as
+        there is room for the copy (a WAL that grew while the disk filled up otherwise keeps its size)."""
+        if getattr(error.orig, "sqlite_errorname", "") != "SQLITE_FULL":
+            return
+        with contextlib.suppress(sqlite3.Error, DBAPIError):
+            connection = engine.raw_connection()
+            try:
+                connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            finally:
+                connection.close()
 
     def is_transient(self, error: DBAPIError) -> bool:
         return str(getattr(error.orig, "sqlite_errorname", "")).startswith(_TRANSIENT)

@@ -16,6 +16,7 @@ from main.db.rows import ClaimedJob
 from main.db.store import JobStore
 from main.services.waker import Waker
 
+_MAX_RETRY_WAIT = 5.0  # seconds between attempts to write outcomes while the database is down or full
 _LOG_EVENTS = {Kind.COMPLETE: ("info", "job_completed"), Kind.RETRY: ("warning", "job_retry_scheduled"),
                Kind.FAIL: ("error", "job_failed"), Kind.CANCEL: ("info", "job_cancelled"),
                Kind.RELEASE: ("info", "job_released")}
@@ -56,35 +57,55 @@ class Completer:
         self._arrived.set()
 
     async def run(self) -> None:
-        """Write what arrives, a batch at a time, until cancelled."""
+        """Write what arrives, a batch at a time, until cancelled. Outcomes that could not be written for a
+        reason that may pass (the database is down or full) stay collected and are tried again, with backoff:
+        meanwhile the heartbeat keeps their jobs' leases, so they neither run again nor fail as abandoned."""
+        failures = 0
         while True:
             await self._arrived.wait()
             self._arrived = anyio.Event()
             if len(self._buffer) < self.batch_size:
                 await anyio.sleep(self.linger)  # let the outcomes of the same moment join this batch
-            await self.flush()
+            if await self.flush(keep_on_transient_error=True):
+                failures = 0
+                continue
+            failures += 1
+            self._arrived.set()
+            await anyio.sleep(min(self.linger * 2**failures, _MAX_RETRY_WAIT))
 
-    async def flush(self) -> None:
-        """Write everything collected so far (in batches of `batch_size`)."""
+    async def flush(self, *, keep_on_transient_error: bool = False) -> bool:
+        """Write everything collected so far (in batches of `batch_size`). False if a batch failed for a
+        reason that may pass and was kept to be tried again (only with `keep_on_transient_error`)."""
         while self._buffer:
             self._writing, self._buffer = self._buffer[: self.batch_size], self._buffer[self.batch_size:]
             try:
                 with anyio.CancelScope(shield=True):  # an acknowledged outcome is written, even at shutdown
-                    await self._write(self._writing)
+                    kept = await self._write(self._writing, keep_on_transient_error)
             finally:
                 self._writing = []
+            if kept:
+                return False
         self.waker.wake()  # a released or retried job may be due again
+        return True
 
-    async def _write(self, batch: list[Finished]) -> None:
+    async def _write(self, batch: list[Finished], keep_on_transient_error: bool) -> bool:
+        """Write one batch; True if it failed for a reason that may pass and was put back."""
         decisions = [finished.decision for finished in batch]
+        database = self.store.database
         try:
-            written = await self.store.database.run(self.store.record, self.worker_id, decisions, self.clock.now())
+            written = await database.run(self.store.record, self.worker_id, decisions, self.clock.now())
         except DBAPIError as exc:
+            if keep_on_transient_error and database.dialect.is_transient(exc):
+                self._buffer[:0] = batch
+                self.log.warning("job_outcomes_not_recorded_yet", jobs=len(batch), error=describe_database_error(exc),
+                                 note="tried again; the jobs' leases are kept meanwhile")
+                return True
             self.log.error("job_outcomes_not_recorded", jobs=[f.job.id for f in batch],
                            error=describe_database_error(exc), note="their leases expire and the jobs run again")
-            return
+            return False
         for finished in batch:
             self._log(finished, written=finished.job.id in written)
+        return False
 
     def _log(self, finished: Finished, written: bool) -> None:
         job, decision = finished.job, finished.decision

@@ -7,6 +7,7 @@ or every poll interval; a slot that frees up is refilled at once, not at the nex
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+import anyio
 from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
@@ -21,7 +22,8 @@ from main.services.worker.completer import Completer
 from main.services.worker.executions import Executions
 from main.services.worker.executor import Executor
 
-_MAX_OUTAGE_WAIT = 30.0  # seconds between attempts to reach a database that is down
+# Longest wait between attempts to reach a database that is down or full: how soon work resumes once it is back.
+_MAX_OUTAGE_WAIT = 5.0
 
 
 class Producer:
@@ -73,4 +75,7 @@ class Producer:
         """The database is unreachable: running jobs go on; retry with backoff, never crash the worker."""
         delay = Backoff("exponential", base_delay=self.poll_interval, max_delay=_MAX_OUTAGE_WAIT).delay(failures)
         self.log.error("database_unavailable", error=describe_database_error(error), failures=failures, retry_in=delay)
-        await self.waker.wait(delay)
+        await self.store.database.run(self.store.database.relieve, error)
+        with anyio.move_on_after(delay):  # wake-ups (new jobs, WAL changes, outcomes) do not cut the wait short
+            while not self.stopping():
+                await self.waker.wait(delay)
