@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -148,4 +148,67 @@ async def test_a_full_disk_under_sqlite_is_waited_out_and_loses_nothing(small_di
         queue.stop()
     counts = queue.get_status_sync().counts_by_status
     assert (counts["completed"], counts["failed"], counts["pending"]) == (enqueued, 0, 0)
+    queue.close()
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[Callable[[], None]]:
+    """A PostgreSQL cluster of this test's own on another port (never the shared server), and a function that
+    restarts it. Skips where initdb cannot run; fails under CI=true, where it must."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        _skip_or_fail("initdb and pg_ctl are not on PATH")
+    # Not under tmp_path: as root, the cluster belongs to the postgres user, who cannot enter pytest's directories.
+    data = Path(tempfile.mkdtemp(prefix="jobqueue-cluster-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_user:
+        shutil.chown(data, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    created = subprocess.run([*as_user, initdb, "-D", str(data), "--auth=trust", "-U", "postgres"], capture_output=True)
+    if created.returncode:
+        _skip_or_fail(f"initdb failed: {created.stderr.decode()[-300:]}")
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    control = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(data / "server.log")]
+    subprocess.run([*control, "start"], check=True, capture_output=True)
+    os.environ["THROWAWAY_POSTGRES_URL"] = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        yield lambda: subprocess.run([*control, "-m", "fast", "restart"], check=True, capture_output=True)
+    finally:
+        subprocess.run([*control, "-m", "immediate", "stop"], capture_output=True)
+        os.environ.pop("THROWAWAY_POSTGRES_URL", None)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _skip_or_fail(reason: str) -> None:
+    import os
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the PostgreSQL restart test: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_restart_under_load_loses_nothing(throwaway_postgres, start_worker, tmp_path: Path) -> None:
+    import os
+
+    url = os.environ["THROWAWAY_POSTGRES_URL"]
+    queue = JobQueue(Settings.load(database_url=url, **FAST), jobs=JOBS)
+    trace = tmp_path / "trace"
+    ids = queue.enqueue_many_sync([JobRequest(SleepJob, {"path": str(trace), "seconds": 0.05})] * 300)
+    worker = start_worker(url, "--concurrency", "10", JOBQUEUE_LEASE_SECONDS="2")
+    wait_for(lambda: trace.exists() and trace.read_text().count("finished") >= 50)
+    throwaway_postgres()  # the server goes away mid-batch and comes back
+    wait_for(lambda: all(queue.store.get(job_id).status == JobStatus.COMPLETED for job_id in ids), timeout=90)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    starts = Counter(int(line.split()[1]) for line in trace.read_text().splitlines() if line.startswith("started"))
+    assert set(starts) == set(ids)  # nothing lost
+    assert sum(n - 1 for n in starts.values()) <= 10  # run again: at most the jobs running at the restart
     queue.close()
