@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy import make_url
+from sqlalchemy import URL, make_url
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.exc import ArgumentError
 
 from main.base.jobs.routing import queue_problem
@@ -91,12 +92,8 @@ class Settings(BaseSettings):
             url.port  # noqa: B018  (parsed lazily: a port that is not a number fails here)
         except (ArgumentError, ValueError):
             raise ValueError(f"cannot parse {mask_password(value)!r} as a database URL") from None
-        if url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:")
-                                                   or url.query.get("mode") == "memory"):
-            raise ValueError(
-                f"{value!r} is an in-memory database, which no other process (worker, CLI) can see and which "
-                "vanishes with this one; use a file, e.g. sqlite:///jobqueue.db"
-            )
+        if url.get_backend_name() == "sqlite":
+            _check_sqlite_url(url, value)
         return value
 
     @model_validator(mode="after")
@@ -138,6 +135,26 @@ class Settings(BaseSettings):
                 for err in exc.errors()
             )
             raise SettingsError(f"invalid jobqueue settings: {problems}") from None
+
+
+# What SQLAlchemy's SQLite driver takes from a URL's query; the others are SQLite's own URI options (uri=true).
+_SQLITE_OPTIONS = {"timeout", "check_same_thread", "isolation_level", "detect_types", "cached_statements", "uri"}
+
+
+def _check_sqlite_url(url: URL, value: str) -> None:
+    if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+        raise ValueError(
+            f"{value!r} is an in-memory database, which no other process (worker, CLI) can see and which "
+            "vanishes with this one; use a file, e.g. sqlite:///jobqueue.db"
+        )
+    unknown = sorted(set(url.query) - _SQLITE_OPTIONS) if url.query.get("uri") != "true" else []
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(unknown)} in {value!r}; SQLite takes "
+                         f"{', '.join(sorted(_SQLITE_OPTIONS))} (and its URI options, with uri=true)")
+    try:
+        SQLiteDialect_pysqlite().create_connect_args(url)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"bad option in {value!r}: {exc}") from None
 
 
 def mask_password(database_url: str) -> str:
