@@ -110,8 +110,9 @@ class PostgresDialect:
 
 
 # SQLSTATE classes and codes that may clear up by themselves: connection exceptions, insufficient resources
-# (disk full, too many connections), a server shutting down or starting, serialization failures and deadlocks.
-_TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "40")
+# (disk full, too many connections), a server shutting down or starting, a statement or lock timeout,
+# serialization failures and deadlocks.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "55P03", "40")
 # Errors raised while connecting carry no SQLSTATE: these messages mean waiting will not help.
 _PERMANENT_CONNECT_ERRORS = ("authentication failed", "does not exist", "invalid", "no pg_hba.conf entry",
                              "permission denied", "password")
