@@ -128,7 +128,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.anyio
-async def test_a_full_disk_under_sqlite_is_waited_out_and_loses_nothing(small_disk: Path) -> None:
+async def test_a_full_disk_under_sqlite_is_waited_out_and_loses_nothing(
+    small_disk: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     """Before: the worker retried at most every 30 s and dropped the outcomes it could not write, so once space
     was back, jobs sat for a minute or more and those that had run failed as abandoned (or ran again)."""
     queue = JobQueue(Settings.load(database_url=f"sqlite:///{small_disk / 'jobs.db'}", **FAST), jobs=JOBS)
@@ -149,6 +151,9 @@ async def test_a_full_disk_under_sqlite_is_waited_out_and_loses_nothing(small_di
     counts = queue.get_status_sync().counts_by_status
     assert (counts["completed"], counts["failed"], counts["pending"]) == (enqueued, 0, 0)
     queue.close()
+    logged = capsys.readouterr().err
+    # Waited out, not hammered: retries back off (wake-ups do not cut a wait short), a failing heartbeat says so once.
+    assert 0 < logged.count("database_unavailable") <= 10 and logged.count("heartbeat_failed") <= 1, logged[-2000:]
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ class Heartbeat:
         self._learned: queue.SimpleQueue[tuple[Mapping[int, RunningJob], Beat]] = queue.SimpleQueue()
         self._last_tick = time.monotonic()
         self._loop_thread = threading.get_ident()
+        self._failing = False  # the last beat failed
 
     async def run(self) -> None:
         """Beat in a thread of its own until cancelled; tick in the loop meanwhile."""
@@ -94,9 +95,14 @@ class Heartbeat:
         try:
             beat = self.store.heartbeat(self.worker_id, job_ids, lease_until)
         except DBAPIError as exc:
-            self.log.error("heartbeat_failed", error=describe_database_error(exc),
-                           note="retrying at the next beat; leases last JOBQUEUE_LEASE_SECONDS")
+            if not self._failing:  # once per outage, not at every beat
+                self.log.error("heartbeat_failed", error=describe_database_error(exc),
+                               note="retrying at every beat; leases last JOBQUEUE_LEASE_SECONDS")
+            self._failing = True
             return
+        if self._failing:
+            self._failing = False
+            self.log.info("heartbeat_recovered")
         if beat.cancel_requested or beat.lost:
             self._learned.put((running, beat))
 
