@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from main.db.types import BigIntId, UTCDateTime
+from main.db.types import BigIntId, StoredJSON, UTCDateTime
 
 
 class JobStatus(StrEnum):
@@ -51,7 +51,7 @@ class Job(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
     type: str = Field(max_length=200)
-    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    payload: dict[str, Any] = Field(sa_type=StoredJSON)
     status: JobStatus = Field(default=JobStatus.PENDING, sa_type=_status_type)
     queue: str = Field(default="default", max_length=100)
     priority: int = 0
@@ -67,4 +67,4 @@ class Job(SQLModel, table=True):
     cancel_requested: bool = False
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     last_traceback: str | None = Field(default=None, sa_type=sa.Text)
-    checkpoint: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    checkpoint: dict[str, Any] | None = Field(default=None, sa_type=StoredJSON)
