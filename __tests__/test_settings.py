@@ -62,3 +62,31 @@ def test_unsupported_database_is_named() -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("5", 5), ("0.05", 0.05), ("250ms", 0.25), ("2m", 120), ("1h", 3600)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
+def test_every_postgresql_url_form_users_write_is_accepted(postgres_url: str, scheme: str) -> None:
+    """Before: postgres://, the form most platforms hand out, was refused as an unsupported database."""
+    from __tests__.support.jobs import JOBS, NoopJob
+    from main.services.job_queue import JobQueue, set_job_queue
+
+    url = scheme + postgres_url[postgres_url.index("://"):]
+    queue = set_job_queue(JobQueue(Settings.load(database_url=url, pool_size=3), jobs=JOBS))
+    try:
+        job_id = NoopJob.perform_later_sync({"n": 1})
+        assert queue.store.get(job_id).payload == {"n": 1}
+        assert (queue.database.dialect.name, queue.database.engine.pool.size()) == ("postgresql", 3)
+    finally:
+        queue.close()
+
+
+def test_the_pool_size_is_a_setting(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from main.db.engine import Database
+
+    monkeypatch.setenv("JOBQUEUE_POOL_SIZE", "7")
+    settings = Settings.load(database_url=f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert Database(settings.database_url, settings.pool_size).engine.pool.size() == 7
+    monkeypatch.setenv("JOBQUEUE_POOL_SIZE", "0")
+    with pytest.raises(SettingsError, match="JOBQUEUE_POOL_SIZE"):
+        Settings.load()

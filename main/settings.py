@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///jobqueue.db"
     poll_interval: Duration = Field(5.0, ge=0.001)
     concurrency: int = Field(5, ge=1, le=1000)
+    pool_size: int = Field(10, ge=1, le=1000)
     queues: Annotated[tuple[str, ...], NoDecode] = ()
     lease_seconds: Duration = Field(30.0, ge=0.1)
     heartbeat_interval: Duration | None = Field(None, ge=0.01)  # None: the poll interval, at most lease/3

@@ -70,7 +70,7 @@ class JobQueue:
         """`jobs` defaults to the JOBS list of ``settings.jobs_module`` (JOBQUEUE_JOBS_MODULE)."""
         self.settings = settings or Settings.load()
         self.clock = clock or SystemClock()
-        self.database = Database(self.settings.database_url)
+        self.database = Database(self.settings.database_url, self.settings.pool_size)
         self.store = JobStore(self.database)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = get_logger(worker_id=self.worker_id)

@@ -67,8 +67,9 @@ class Dialect(Protocol):
         ...
 
 
-def dialect_for(database_url: str) -> Dialect:
-    """The dialect for JOBQUEUE_DATABASE_URL; an unsupported URL is a SettingsError naming it."""
+def dialect_for(database_url: str, pool_size: int = 10) -> Dialect:
+    """The dialect for JOBQUEUE_DATABASE_URL, with connection pools of `pool_size` (JOBQUEUE_POOL_SIZE); an
+    unsupported URL is a SettingsError naming it."""
     from main.db.dialects.postgres import PostgresDialect
     from main.db.dialects.sqlite import SqliteDialect
 
@@ -79,9 +80,9 @@ def dialect_for(database_url: str) -> Dialect:
             f"JOBQUEUE_DATABASE_URL: cannot parse {mask_password(database_url)!r} as a database URL"
         ) from None
     if backend == "sqlite":
-        return SqliteDialect(database_url)
-    if backend == "postgresql":
-        return PostgresDialect(database_url)
+        return SqliteDialect(database_url, pool_size)
+    if backend in ("postgresql", "postgres"):  # postgres:// is what most platforms hand out
+        return PostgresDialect(database_url, pool_size)
     raise SettingsError(
         f"JOBQUEUE_DATABASE_URL: unsupported database {backend!r}; use sqlite:///path/to/file.db or "
         "postgresql://user@host/dbname"

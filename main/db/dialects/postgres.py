@@ -37,12 +37,13 @@ _RECONNECT_DELAY = 1.0
 class PostgresDialect:
     name = "postgresql"
 
-    def __init__(self, database_url: str) -> None:
-        # Whatever driver the URL names, we talk to PostgreSQL through psycopg 3.
+    def __init__(self, database_url: str, pool_size: int = 10) -> None:
+        # Whatever driver the URL names (postgres://, postgresql+psycopg2://...), we talk through psycopg 3.
         self.url = make_url(database_url).set(drivername="postgresql+psycopg")
+        self.pool_size = pool_size
 
     def create_engine(self) -> Engine:
-        engine = create_engine(self.url, pool_size=10, max_overflow=20)
+        engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=2 * self.pool_size)
         event.listen(engine, "checkout", _ping_if_idle)
         event.listen(engine, "checkin", _note_last_use)
         return engine

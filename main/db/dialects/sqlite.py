@@ -33,8 +33,8 @@ WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-proces
 class SqliteDialect:
     name = "sqlite"
 
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
+    def __init__(self, database_url: str, pool_size: int = 10) -> None:
+        self.database_url, self.pool_size = database_url, pool_size
         self._writer_lock = threading.Lock()
 
     def create_engine(self) -> Engine:
@@ -116,7 +116,7 @@ class SqliteDialect:
     def _engine(self) -> Engine:
         _create_private(make_url(self.database_url).database)
         engine = create_engine(
-            self.database_url,
+            self.database_url, pool_size=self.pool_size, max_overflow=2 * self.pool_size,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine, "connect", _configure_connection)
