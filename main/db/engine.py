@@ -9,7 +9,7 @@ instead of waiting for a lock its own thread holds.
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
@@ -89,12 +89,17 @@ class Database:
                 connection.close()
 
     @contextmanager
-    def _driver_errors(self) -> Iterator[None]:
-        driver_error = self.engine.dialect.loaded_dbapi.Error
-        try:
-            yield
-        except driver_error as exc:
-            raise DBAPIError.instance(None, None, exc, driver_error) from exc
+    def joined_cursor(self, connection: Connection) -> Iterator[Any]:
+        """A DB-API cursor inside the transaction of someone else's connection (an application's session), holding
+        the write lock the dialect needs before `insert_jobs`; nothing is committed here. Works below async
+        engines too: the DB-API adapter SQLAlchemy wraps around their driver is synchronous."""
+        with _driver_errors(connection.dialect.loaded_dbapi.Error):
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            self.dialect.join_write(cursor)
+            yield cursor
+
+    def _driver_errors(self) -> AbstractContextManager[None]:
+        return _driver_errors(self.engine.dialect.loaded_dbapi.Error)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -120,6 +125,15 @@ class Database:
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+
+
+@contextmanager
+def _driver_errors(driver_error: type[Exception]) -> Iterator[None]:
+    """Driver errors as SQLAlchemy's DBAPIError, as everywhere else."""
+    try:
+        yield
+    except driver_error as exc:
+        raise DBAPIError.instance(None, None, exc, driver_error) from exc
 
 
 def describe_database_error(error: DBAPIError) -> str:

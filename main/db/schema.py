@@ -7,6 +7,7 @@ adds a step to MIGRATIONS that brings a database from the previous version to th
 from collections.abc import Callable
 
 from sqlalchemy import Connection, text
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel, select
 
 from main.db import entities
@@ -37,7 +38,11 @@ _TABLES = [entities.Job.__table__, entities.SchemaVersion.__table__]
 
 
 def ensure_schema(database: Database) -> None:
-    """Create missing tables, refuse a database from the future, run pending migrations. Safe to race."""
+    """Create missing tables, refuse a database from the future, run pending migrations. Safe to race. A
+    database already at this version is only read: no write lock, so this never waits behind a writer (an
+    application's transaction that enqueues a job in it, on SQLite)."""
+    if _stored_version(database) == SCHEMA_VERSION:
+        return
     with database.transaction() as session:
         connection = session.connection()
         database.dialect.lock_schema(connection)
@@ -54,3 +59,11 @@ def ensure_schema(database: Database) -> None:
         for version in range(row.version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version](connection)
         row.version = SCHEMA_VERSION
+
+
+def _stored_version(database: Database) -> int | None:
+    with database.read() as session:
+        if not sa_inspect(session.connection()).has_table(entities.SchemaVersion.__tablename__):
+            return None
+        row = session.exec(select(entities.SchemaVersion)).first()
+        return None if row is None else row.version

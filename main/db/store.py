@@ -73,6 +73,15 @@ class JobStore:
         with self.database.driver_transaction() as cursor:
             return self.database.dialect.insert_jobs(cursor, jobs, now)
 
+    def enqueue_joining(self, connection: Connection, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """Insert the jobs in the transaction of `connection` (an application's): they exist if and only if it
+        commits, and workers elsewhere hear of them (NOTIFY) only then."""
+        if not jobs:
+            return []
+        self.ensure_schema()
+        with self.database.joined_cursor(connection) as cursor:
+            return self.database.dialect.insert_jobs(cursor, jobs, now)
+
     # -- the worker's loop -----------------------------------------------------------------------------
 
     def claim(

@@ -22,9 +22,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from main.base.jobs import BaseJob, JobRequest
-from main.base.jobs.base_job import payload_document
+from main.base.jobs.base_job import AppTransaction, payload_document
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.base.jobs.routing import integer_problem, queue_problem
@@ -112,18 +114,42 @@ class JobQueue:
 
     # -- enqueue ---------------------------------------------------------------------------------------
 
-    async def enqueue_many(self, requests: Sequence[JobRequest]) -> list[int]:
-        """Validate every request, then write them all in one transaction. Returns ids in order."""
+    async def enqueue_many(self, requests: Sequence[JobRequest], *, session: AppTransaction | None = None,
+                           ) -> list[int]:
+        """Validate every request, then write them all in one transaction (the application's `session`, if
+        given: see `enqueue_many_sync`). Returns ids in order."""
         rows = self._prepare(requests)
+        if session is not None:
+            return self._enqueue_joining(session, rows)
         ids = await anyio.to_thread.run_sync(self.store.enqueue, rows, self.clock.now())
         self.waker.wake()
         return ids
 
-    def enqueue_many_sync(self, requests: Sequence[JobRequest]) -> list[int]:
-        """`enqueue_many` for sync code: blocks until committed."""
-        ids = self.store.enqueue(self._prepare(requests), self.clock.now())
+    def enqueue_many_sync(self, requests: Sequence[JobRequest], *, session: AppTransaction | None = None,
+                          ) -> list[int]:
+        """`enqueue_many` for sync code: blocks until committed. With `session` (a SQLAlchemy Session or
+        Connection on the queue's database), the jobs are written in its transaction instead: they exist if and
+        only if it commits, and workers hear of them (NOTIFY, the WAL file) only then."""
+        rows = self._prepare(requests)
+        if session is not None:
+            return self._enqueue_joining(session, rows)
+        ids = self.store.enqueue(rows, self.clock.now())
         self.waker.wake()
         return ids
+
+    def _enqueue_joining(self, session: AppTransaction, rows: list[NewJob]) -> list[int]:
+        if not isinstance(session, Session | Connection):
+            raise JobRequestError(
+                f"session must be a SQLAlchemy Session or Connection (of the application's transaction), got "
+                f"{type(session).__name__}"
+            )
+        connection = session.connection() if isinstance(session, Session) else session
+        if not self.database.dialect.same_database(connection.engine.url):
+            raise JobRequestError(
+                f"the session is connected to {connection.engine.url!r}, not to the queue's database "
+                f"({self.database.engine.url!r}): no worker would see the job; enqueue without session= there"
+            )
+        return self.store.enqueue_joining(connection, rows, self.clock.now())
 
     def _prepare(self, requests: Sequence[JobRequest]) -> list[NewJob]:
         now = self.clock.now()

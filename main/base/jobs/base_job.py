@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
 
 import anyio
 import anyio.from_thread
@@ -26,10 +26,15 @@ from main.base.jobs.decorators.job import JobOptions
 from main.errors import JobDefinitionError, JobQueueError, JobTimeoutError, PayloadValidationError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
     from main.services.job_queue import JobQueue
 
 P = TypeVar("P", bound=BaseModel)
 Payload = BaseModel | Mapping[str, Any]
+# An application's open transaction that an enqueue may join (`session=`): its jobs commit or roll back with it.
+AppTransaction = Union["Session", "Connection"]
 
 
 @dataclass(frozen=True)
@@ -61,26 +66,32 @@ class BaseJob(ABC, Generic[P]):
 
     @classmethod
     async def perform_later(cls, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                            priority: int | None = None) -> int:
-        """Validate and enqueue to run as soon as a worker is free. Returns the job id."""
-        return (await _queue().enqueue_many([JobRequest(cls, payload, queue=queue, priority=priority)]))[0]
+                            priority: int | None = None, session: AppTransaction | None = None) -> int:
+        """Validate and enqueue to run as soon as a worker is free. Returns the job id. With `session`, the job
+        is written in that transaction and exists only if it commits."""
+        requests = [JobRequest(cls, payload, queue=queue, priority=priority)]
+        return (await _queue().enqueue_many(requests, session=session))[0]
 
     @classmethod
     async def perform_at(cls, when: datetime, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                         priority: int | None = None) -> int:
+                         priority: int | None = None, session: AppTransaction | None = None) -> int:
         """Enqueue to run at `when`, a timezone-aware datetime (naive ones are rejected)."""
-        return (await _queue().enqueue_many([JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]))[0]
+        requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]
+        return (await _queue().enqueue_many(requests, session=session))[0]
 
     @classmethod
     async def perform_in(cls, delay: float | timedelta, payload: P | Mapping[str, Any], *,
-                         queue: str | None = None, priority: int | None = None) -> int:
+                         queue: str | None = None, priority: int | None = None,
+                         session: AppTransaction | None = None) -> int:
         """Enqueue to run after `delay` (seconds or a timedelta)."""
-        return (await _queue().enqueue_many([JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]))[0]
+        requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]
+        return (await _queue().enqueue_many(requests, session=session))[0]
 
     @classmethod
-    async def perform_bulk(cls, payloads: Iterable[P | Mapping[str, Any]]) -> list[int]:
+    async def perform_bulk(cls, payloads: Iterable[P | Mapping[str, Any]], *,
+                           session: AppTransaction | None = None) -> list[int]:
         """Validate all, then enqueue all in one transaction: every job is written or none is."""
-        return await _queue().enqueue_many([JobRequest(cls, payload) for payload in payloads])
+        return await _queue().enqueue_many([JobRequest(cls, payload) for payload in payloads], session=session)
 
     @classmethod
     async def perform_now(cls, payload: P | Mapping[str, Any]) -> Any:
@@ -93,24 +104,28 @@ class BaseJob(ABC, Generic[P]):
 
     @classmethod
     def perform_later_sync(cls, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                           priority: int | None = None) -> int:
-        return _queue_for_sync().enqueue_many_sync([JobRequest(cls, payload, queue=queue, priority=priority)])[0]
+                           priority: int | None = None, session: AppTransaction | None = None) -> int:
+        requests = [JobRequest(cls, payload, queue=queue, priority=priority)]
+        return _queue_for_sync().enqueue_many_sync(requests, session=session)[0]
 
     @classmethod
     def perform_at_sync(cls, when: datetime, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                        priority: int | None = None) -> int:
+                        priority: int | None = None, session: AppTransaction | None = None) -> int:
         requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]
-        return _queue_for_sync().enqueue_many_sync(requests)[0]
+        return _queue_for_sync().enqueue_many_sync(requests, session=session)[0]
 
     @classmethod
     def perform_in_sync(cls, delay: float | timedelta, payload: P | Mapping[str, Any], *,
-                        queue: str | None = None, priority: int | None = None) -> int:
+                        queue: str | None = None, priority: int | None = None,
+                        session: AppTransaction | None = None) -> int:
         requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]
-        return _queue_for_sync().enqueue_many_sync(requests)[0]
+        return _queue_for_sync().enqueue_many_sync(requests, session=session)[0]
 
     @classmethod
-    def perform_bulk_sync(cls, payloads: Iterable[P | Mapping[str, Any]]) -> list[int]:
-        return _queue_for_sync().enqueue_many_sync([JobRequest(cls, payload) for payload in payloads])
+    def perform_bulk_sync(cls, payloads: Iterable[P | Mapping[str, Any]], *,
+                          session: AppTransaction | None = None) -> list[int]:
+        return _queue_for_sync().enqueue_many_sync([JobRequest(cls, payload) for payload in payloads],
+                                                   session=session)
 
     @classmethod
     def perform_now_sync(cls, payload: P | Mapping[str, Any]) -> Any:

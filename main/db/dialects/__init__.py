@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, make_url
+from sqlalchemy import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from main.db.rows import NewJob
@@ -41,6 +41,15 @@ class Dialect(Protocol):
     def driver_write(self, connection: Any) -> AbstractContextManager[Any]:
         """A cursor on a DB-API connection of the write engine whose write is committed when the block ends
         without error, in as few round trips as the engine allows, and rolled back otherwise."""
+        ...
+
+    def same_database(self, url: URL) -> bool:
+        """Whether `url` (an application's engine) reaches the database this dialect was made for."""
+        ...
+
+    def join_write(self, cursor: Any) -> None:
+        """Inside a transaction someone else began (an application's session): make sure it holds what
+        `insert_jobs` needs (SQLite: the database's write lock, so that the next ids are known)."""
         ...
 
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.db.rows import NewJob
@@ -69,6 +69,15 @@ class PostgresDialect:
         finally:
             if not connection.broken:
                 connection.autocommit = False
+
+    def same_database(self, url: URL) -> bool:
+        def where(u: URL) -> tuple[str, int, str | None]:
+            return (u.host or "localhost", u.port or 5432, u.database)
+
+        return url.get_backend_name() in ("postgresql", "postgres") and where(url) == where(self.url)
+
+    def join_write(self, cursor: Any) -> None:
+        """Nothing to take: ids come from a sequence and rows are locked one by one."""
 
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
         """One statement, one round trip, whatever the number of rows: each column travels as one array that

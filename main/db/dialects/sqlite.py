@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 
 from main.db.rows import NewJob
@@ -67,10 +67,20 @@ class SqliteDialect:
             connection.rollback()
             raise
 
+    def same_database(self, url: URL) -> bool:
+        ours = make_url(self.database_url)
+        return url.get_backend_name() == "sqlite" and _file(url) == _file(ours)
+
+    def join_write(self, cursor: Any) -> None:
+        """A write that changes nothing takes the write lock (SQLite has no statement for that once a
+        transaction has begun); it waits for other writers like any write (busy_timeout)."""
+        cursor.execute("UPDATE jobs SET id = id WHERE 0")
+
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
         """One executemany. The ids are given, not generated: the write lock is held, so the next ids are
         known (SQLite's own rowid choice is the same number), and RETURNING cannot be read from executemany."""
-        first = cursor.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs").fetchone()[0]
+        cursor.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs")
+        first = cursor.fetchone()[0]
         ids = list(range(first, first + len(jobs)))
         stamp = _stored(now)
         cursor.executemany(_INSERT, [
@@ -125,6 +135,12 @@ class SqliteDialect:
 
 # SQLite result codes (by name) that may clear up by themselves: another writer, a full disk, a passing I/O fault.
 _TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PROTOCOL", "SQLITE_INTERRUPT")
+
+
+def _file(url: URL) -> str:
+    """The database file a SQLite URL opens (`file:` URIs included), resolved."""
+    path = (url.database or "").removeprefix("file:").split("?")[0]
+    return os.path.realpath(path)
 
 
 def _create_private(path: str | None) -> None:

@@ -1,0 +1,89 @@
+"""Enqueue in the application's transaction (`session=`): the job exists if and only if the application's data
+commits, and workers elsewhere hear of it (NOTIFY, the WAL file) only then."""
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from __tests__.support.jobs import NoopJob
+from main.base.jobs import JobRequest
+from main.db.entities import JobStatus
+from main.errors import JobRequestError
+from main.services.job_queue import JobQueue
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def app_engine(queue: JobQueue, database_url: str):
+    """The application's own engine on the queue's database, with a table of its own."""
+    queue.store.ensure_schema()
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, item VARCHAR(50))"))
+    yield engine
+    engine.dispose()
+
+
+def jobs_of(queue: JobQueue) -> list[int]:
+    return [job.id for job in queue.store.list_jobs(limit=100)]
+
+
+def orders(engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.scalars(text("SELECT item FROM orders ORDER BY id")))
+
+
+async def test_a_job_enqueued_in_a_committed_session_exists_and_runs(queue: JobQueue, app_engine) -> None:
+    with Session(app_engine) as session, session.begin():
+        session.execute(text("INSERT INTO orders (id, item) VALUES (1, 'book')"))
+        job_id = await NoopJob.perform_later({"n": 1}, session=session)
+        assert jobs_of(queue) == []  # not visible before the commit
+    assert orders(app_engine) == ["book"] and jobs_of(queue) == [job_id]
+    await queue.run(burst=True)
+    assert queue.store.get(job_id).status == JobStatus.COMPLETED
+
+
+def test_a_rolled_back_session_leaves_neither_the_data_nor_the_job(queue: JobQueue, app_engine) -> None:
+    with pytest.raises(RuntimeError), Session(app_engine) as session, session.begin():
+        session.execute(text("INSERT INTO orders (id, item) VALUES (1, 'book')"))
+        NoopJob.perform_bulk_sync([{"n": 1}, {"n": 2}], session=session)
+        raise RuntimeError("the application changes its mind")
+    assert orders(app_engine) == [] and jobs_of(queue) == []
+    later = NoopJob.perform_later_sync({"n": 3})
+    assert jobs_of(queue) == [later]  # the queue goes on as before
+
+
+def test_a_connection_works_like_a_session(queue: JobQueue, app_engine) -> None:
+    with app_engine.begin() as connection:
+        connection.execute(text("INSERT INTO orders (id, item) VALUES (1, 'pen')"))
+        [job_id] = queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=connection)
+    assert orders(app_engine) == ["pen"] and jobs_of(queue) == [job_id]
+
+
+def test_a_session_on_another_database_is_refused(queue: JobQueue, tmp_path) -> None:
+    other = create_engine(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    with Session(other) as session, pytest.raises(JobRequestError, match="not to the queue's database"):
+        queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=session)
+    with pytest.raises(JobRequestError, match="session must be a SQLAlchemy Session or Connection"):
+        queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session="not a session")  # type: ignore[arg-type]
+    assert jobs_of(queue) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_notify_fires_on_commit_only(queue: JobQueue, app_engine, database_url: str) -> None:
+    import psycopg
+
+    from main.db.dialects.postgres import CHANNEL
+
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        with pytest.raises(RuntimeError), Session(app_engine) as session, session.begin():
+            queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=session)
+            raise RuntimeError("rolled back")
+        assert list(listener.notifies(timeout=0.5)) == []
+        with Session(app_engine) as session, session.begin():
+            queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 2})], session=session)
+            assert list(listener.notifies(timeout=0.3)) == []  # not before the commit
+        assert [note.channel for note in listener.notifies(timeout=2, stop_after=1)] == [CHANNEL]
