@@ -67,6 +67,8 @@ def assert_one_error_line(code: int, err: str, message: str) -> None:
     (["status"], {"JOBQUEUE_DATABASE_URL": "sqlite:///jobs.db?timeout=soon"}, "bad option in 'sqlite:///jobs.db"),
     (["status"], {"JOBQUEUE_DATABASE_URL": "postgresql://postgres@127.0.0.1/test?bogus=1"},
      'the database refused: invalid connection option "bogus"'),
+    (["enqueue", "NoopJob"], {"JOBQUEUE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test"},
+     "the database refused: connection failed"),
     (["cleanup"], {"JOBQUEUE_RETENTION": "99999999d"}, "JOBQUEUE_RETENTION: expected a duration from 0 to 100 years"),
     (["worker", "--burst"], {"JOBQUEUE_LEASE_SECONDS": "99999999d"}, "JOBQUEUE_LEASE_SECONDS: expected a duration"),
     (["status"], {"JOBQUEUE_QUEUES": "ok,not ok"}, "each queue name must be 1-100 letters"),
