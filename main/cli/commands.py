@@ -14,6 +14,7 @@ from main.base.jobs import JobRequest
 from main.cli import AsJson, JobsModule, app, open_queue
 from main.cli.output import console, print_json, print_status
 from main.errors import JobQueueError
+from main.services.supervisor import Supervisor
 from main.settings import parse_duration
 
 
@@ -24,16 +25,29 @@ def worker(
         list[str] | None, typer.Option("--queue", help="Only these queues (repeatable); default all")
     ] = None,
     burst: Annotated[bool, typer.Option(help="Exit 0 once nothing is due (for cron, scripts and tests).")] = False,
+    processes: Annotated[int, typer.Option(min=1, max=256, help="Worker processes on this machine, kept alive "
+                                           "by this one (restarted if they die)")] = 1,
     jobs_module: JobsModule = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (graceful; a second signal interrupts running jobs)."""
     job_queue = open_queue(jobs_module, concurrency=concurrency, queues=tuple(queue) if queue else None)
+    if processes > 1:
+        child = [sys.executable, "-m", "main.cli", "worker", *_passed_on(concurrency, queue, burst, jobs_module)]
+        job_queue.close()  # the children open their own connections
+        sys.exit(anyio.run(Supervisor(child, processes, job_queue.log).run))
     anyio.run(lambda: job_queue.serve(burst=burst))
     if job_queue.executions.abandoned:
         # Their threads cannot be stopped, and Python would wait for them at exit: leave without waiting.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _passed_on(concurrency: int | None, queues: list[str] | None, burst: bool, jobs_module: str | None) -> list[str]:
+    """The worker options a supervisor hands on to each of its worker processes."""
+    return [*(["--concurrency", str(concurrency)] if concurrency else []),
+            *(arg for name in queues or () for arg in ("--queue", name)),
+            *(["--burst"] if burst else []), *(["--jobs-module", jobs_module] if jobs_module else [])]
 
 
 @app.command()
