@@ -90,8 +90,7 @@ class Jobqueue(System):
         return {**super().env(), "JOBQUEUE_DATABASE_URL": self.url}
 
     def remaining(self) -> int:
-        counts = self.queue.get_status_sync().counts_by_status
-        return counts["pending"] + counts["running"]
+        return sum(n for status, _, n in self.queue.store.counts() if status in ("pending", "running"))
 
 
 class Huey(System):

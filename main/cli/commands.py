@@ -12,7 +12,7 @@ import typer
 
 from main.base.jobs import JobRequest
 from main.cli import AsJson, JobsModule, app, open_queue
-from main.cli.output import console, print_json, print_status
+from main.cli.output import console, print_json, print_status, print_workers
 from main.errors import JobQueueError
 from main.services.supervisor import Supervisor
 from main.settings import parse_duration
@@ -78,6 +78,12 @@ def enqueue(
 def status(jobs_module: JobsModule = None, as_json: AsJson = False) -> None:
     """Counts by queue and status, running jobs, registered job types."""
     print_status(open_queue(jobs_module).get_status_sync(), as_json)
+
+
+@app.command()
+def workers(as_json: AsJson = False) -> None:
+    """The live workers of the fleet: host, pid, queues, running jobs, last heartbeat."""
+    print_workers(open_queue().get_workers_sync(), as_json)
 
 
 @app.command()

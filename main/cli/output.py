@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from main.base.jobs.continuation import checkpoint_summary
-from main.db.entities import Job
+from main.db.entities import Job, WorkerRow
 from main.services.job_queue import QueueStatus
 
 console = Console()
@@ -82,6 +82,7 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
         "registered_types": status.registered_types,
         "counts_by_status": status.counts_by_status,
         "counts_by_queue": status.counts_by_queue,
+        "workers": [worker_as_dict(worker, running) for worker, running in status.workers],
         "running": [
             {"id": job.id, "type": job.type, "attempt": job.attempts, "worker_id": job.worker_id,
              "started_at": job.started_at.isoformat() if job.started_at else None,
@@ -89,6 +90,24 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
             for job in status.running
         ],
     }
+
+
+def worker_as_dict(worker: WorkerRow, running: int) -> dict[str, Any]:
+    return {**worker.model_dump(mode="json"), "running": running}
+
+
+def print_workers(workers: Sequence[tuple[WorkerRow, int]], as_json: bool) -> None:
+    if as_json:
+        print_json([worker_as_dict(worker, running) for worker, running in workers])
+        return
+    table = Table(title=f"{len(workers)} live worker(s)")
+    for column in ("id", "host", "pid", "queues", "running", "started (UTC)", "last heartbeat (UTC)", "version"):
+        table.add_column(column, no_wrap=True)
+    for worker, running in workers:
+        table.add_row(worker.id, worker.host, str(worker.pid), ",".join(worker.queues) or "all",
+                      f"{running}/{worker.concurrency}", worker.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      worker.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"), worker.version)
+    console.print(table)
 
 
 def print_status(status: QueueStatus, as_json: bool) -> None:
@@ -112,4 +131,5 @@ def print_status(status: QueueStatus, as_json: bool) -> None:
             running.add_row(str(job.id), job.type, str(job.attempts), job.worker_id or "", str(job.started_at),
                             describe_progress(job))
         console.print(running)
+    print_workers(status.workers, as_json=False)
     console.print(f"registered job types: {', '.join(status.registered_types) or '(none)'}")

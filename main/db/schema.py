@@ -14,7 +14,7 @@ from main.db import entities
 from main.db.engine import Database
 from main.errors import SchemaVersionError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _add_due_index(connection: Connection) -> None:
@@ -32,9 +32,16 @@ def _partial_indexes(connection: Connection) -> None:
 
 
 # version reached -> the step that reaches it from the version before
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_due_index, 3: _partial_indexes}
+def _workers_table(connection: Connection) -> None:
+    """v4: the workers table (`jobqueue workers`)."""
+    entities.WorkerRow.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
+    for index in entities.WorkerRow.__table__.indexes:  # type: ignore[attr-defined]
+        index.create(connection, checkfirst=True)
 
-_TABLES = [entities.Job.__table__, entities.SchemaVersion.__table__]
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_due_index, 3: _partial_indexes, 4: _workers_table}
+
+_TABLES = [entities.Job.__table__, entities.SchemaVersion.__table__, entities.WorkerRow.__table__]
 
 
 def ensure_schema(database: Database) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Text, Update, bindparam, cast,
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database
-from main.db.entities import TERMINAL_STATUSES, Job, JobStatus
+from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, WorkerRow
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
@@ -26,6 +26,7 @@ from main.errors import InvalidJobStateError, JobNotFoundError, JobRequestError
 # SQLAlchemy compiles each once: the ORM's machinery would cost several times the SQL itself here. Reads for
 # people (get, list) use the ORM entity.
 jobs_table = Job.__table__
+workers_table = WorkerRow.__table__
 # The states the partial indexes are made for, written literally: a bound parameter would hide from the
 # planners that a query only wants pending (or running) rows, and they would not use the index.
 PENDING = jobs_table.c.status == literal_column(f"'{JobStatus.PENDING.value}'")
@@ -211,6 +212,36 @@ class JobStore:
         """Delete every job of these types, whatever its status (the demo's `clean`)."""
         with self._transaction() as session:
             return session.execute(delete(jobs_table).where(jobs_table.c.type.in_(job_types))).rowcount  # type: ignore[attr-defined]
+
+    # -- workers ---------------------------------------------------------------------------------------
+
+    def register_worker(self, worker: WorkerRow) -> None:
+        with self._transaction() as session:
+            session.merge(worker)
+
+    def beat_worker(self, worker_id: str, now: datetime) -> None:
+        with self._connection() as connection:
+            connection.execute(update(workers_table).where(workers_table.c.id == worker_id).values(heartbeat_at=now))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self._connection() as connection:
+            connection.execute(delete(workers_table).where(workers_table.c.id == worker_id))
+
+    def prune_workers(self, dead_before: datetime) -> int:
+        """Forget workers whose last heartbeat is older than `dead_before` (they died without unregistering)."""
+        with self._connection() as connection:
+            result = connection.execute(delete(workers_table).where(workers_table.c.heartbeat_at < dead_before))
+            return result.rowcount  # type: ignore[attr-defined, no-any-return]
+
+    def live_workers(self, alive_since: datetime) -> list[tuple[WorkerRow, int]]:
+        """Workers heard from since `alive_since`, oldest first, each with how many jobs it runs now."""
+        running = (select(Job.worker_id, func.count()).where(Job.status == JobStatus.RUNNING)
+                   .group_by(Job.worker_id))
+        with self._read() as session:
+            counts: dict[str | None, int] = dict(session.exec(running).all())  # type: ignore[arg-type]
+            workers = session.exec(select(WorkerRow).where(WorkerRow.heartbeat_at >= alive_since)
+                                   .order_by(col(WorkerRow.started_at))).all()
+        return [(worker, counts.get(worker.id, 0)) for worker in workers]
 
     # -- reads -----------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.base.jobs.routing import integer_problem, queue_problem
 from main.clock import Clock, SystemClock
 from main.db.engine import Database
-from main.db.entities import Job, JobStatus
+from main.db.entities import Job, JobStatus, WorkerRow
 from main.db.rows import NewJob
 from main.db.store import JobStore
 from main.errors import JobQueueError, JobRegistrationError, JobRequestError, SchedulingError, SettingsError
@@ -54,6 +54,7 @@ class QueueStatus:
     counts_by_status: dict[str, int]
     counts_by_queue: dict[str, dict[str, int]]
     running: list[Job] = field(default_factory=list)
+    workers: list[tuple[WorkerRow, int]] = field(default_factory=list)  # live workers, each with its running jobs
 
     @property
     def progress(self) -> dict[int, dict[str, Any]]:
@@ -298,7 +299,12 @@ class JobQueue:
             counts_by_status=dict(by_status),
             counts_by_queue=dict(by_queue),
             running=self.store.list_jobs([JobStatus.RUNNING], limit=1000),
+            workers=self.get_workers_sync(),
         )
+
+    def get_workers_sync(self) -> list[tuple[WorkerRow, int]]:
+        """The live workers of the whole fleet (heard from within a lease), each with how many jobs it runs."""
+        return self.store.live_workers(self.clock.now() - timedelta(seconds=self.settings.lease_seconds))
 
     def close(self) -> None:
         """Release database connections."""

@@ -9,8 +9,9 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import anyio
 from anyio import CapacityLimiter
@@ -26,6 +27,8 @@ from main.db.store import JobStore
 from main.services.runner import RunningJob, StopReason
 from main.services.worker.completer import Completer
 from main.services.worker.executions import Executions
+
+T = TypeVar("T")
 
 LOOP_BLOCKED_AFTER = 1.0  # seconds without a tick of the event loop before the watchdog reports it
 _TICK = LOOP_BLOCKED_AFTER / 4  # how often the loop proves it runs (and acts on what the beats learned)
@@ -72,6 +75,8 @@ class Heartbeat:
 
     def _beat_until(self, stop: threading.Event) -> None:
         next_beat = time.monotonic() + self.interval
+        row_interval = max(self.interval, self.lease_seconds / 3)  # the worker's own row: `jobqueue workers`
+        next_row_beat = time.monotonic() + row_interval
         reported = False  # this stall of the loop is logged once
         while not stop.wait(min(self.interval, _TICK)):
             now = time.monotonic()
@@ -84,6 +89,9 @@ class Heartbeat:
             if now >= next_beat:
                 next_beat = now + self.interval
                 self.beat()
+            if now >= next_row_beat:
+                next_row_beat = now + row_interval
+                self._beating(self.store.beat_worker, self.worker_id, self.clock.now())
 
     def beat(self) -> None:
         """Renew the leases of the running jobs and of those whose outcome waits in the completer."""
@@ -92,19 +100,24 @@ class Heartbeat:
         if not job_ids:
             return
         lease_until = self.clock.now() + timedelta(seconds=self.lease_seconds)
+        beat = self._beating(self.store.heartbeat, self.worker_id, job_ids, lease_until)
+        if beat is not None and (beat.cancel_requested or beat.lost):
+            self._learned.put((running, beat))
+
+    def _beating(self, statement: Callable[..., T], *args: Any) -> T | None:
+        """Run one of the heartbeat's statements; a failure is logged once per outage, not at every beat."""
         try:
-            beat = self.store.heartbeat(self.worker_id, job_ids, lease_until)
+            result = statement(*args)
         except DBAPIError as exc:
-            if not self._failing:  # once per outage, not at every beat
+            if not self._failing:
                 self.log.error("heartbeat_failed", error=describe_database_error(exc),
                                note="retrying at every beat; leases last JOBQUEUE_LEASE_SECONDS")
             self._failing = True
-            return
+            return None
         if self._failing:
             self._failing = False
             self.log.info("heartbeat_recovered")
-        if beat.cancel_requested or beat.lost:
-            self._learned.put((running, beat))
+        return result
 
     def _report_blocked_loop(self, stalled: float) -> None:
         job = _job_on_the_stack(self._loop_thread)

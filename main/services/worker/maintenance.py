@@ -1,6 +1,6 @@
 """Upkeep shared by all workers, each task on an interval of its own: requeue the jobs of workers that died
-(every lease/2) and delete old finished jobs (every JOBQUEUE_CLEANUP_INTERVAL). Both run once before the
-worker's first claim."""
+(every lease/2), forget the rows of workers that died (every lease) and delete old finished jobs (every
+JOBQUEUE_CLEANUP_INTERVAL). All run once before the worker's first claim."""
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -22,13 +22,14 @@ class Maintenance:
 
     async def once(self) -> None:
         """One pass of each task: the worker runs it before its first claim."""
-        for task in (self.recover_expired, self.cleanup):
+        for task in (self.recover_expired, self.forget_dead_workers, self.cleanup):
             await self._guarded(task)
 
     async def run(self) -> None:
         """Each task again after its interval, until cancelled."""
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._every, self.lease_seconds / 2, self.recover_expired)
+            tasks.start_soon(self._every, self.lease_seconds, self.forget_dead_workers)
             tasks.start_soon(self._every, self.cleanup_interval, self.cleanup)
 
     async def recover_expired(self) -> None:
@@ -36,6 +37,11 @@ class Maintenance:
         if recovered.total:
             self.log.warning("expired_leases_recovered", requeued=recovered.requeued, failed=recovered.failed,
                              cancelled=recovered.cancelled)
+
+    async def forget_dead_workers(self) -> None:
+        """Rows of workers that stopped beating without unregistering (killed, lost)."""
+        dead_before = self.clock.now() - timedelta(seconds=self.lease_seconds)
+        await self.store.database.run(self.store.prune_workers, dead_before)
 
     async def cleanup(self) -> None:
         cut_off = self.clock.now() - timedelta(seconds=self.retention)

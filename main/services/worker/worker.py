@@ -13,11 +13,17 @@ part waits it out and retries. Stopping: the producer stops claiming, running jo
 only then do the side parts stop.
 """
 
+import contextlib
+import importlib.metadata
+import os
+import socket
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio import CapacityLimiter
+from sqlalchemy.exc import DBAPIError
 
+from main.db.entities import WorkerRow
 from main.services.runner import StopReason
 from main.services.worker.completer import Completer
 from main.services.worker.executor import Executor
@@ -30,6 +36,13 @@ if TYPE_CHECKING:
 
 # Seconds that stopped jobs get to end before the threads of those that do not are abandoned.
 ABANDON_AFTER = 1.0
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("jobqueue")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was not installed
+        return "unknown"
 
 
 class Worker:
@@ -52,6 +65,21 @@ class Worker:
                   ) -> None:
         queue = self.queue
         await self.maintenance.once()
+        await queue.database.run(queue.store.register_worker, self._registration())
+        try:
+            await self._run_parts(burst, task_status)
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(DBAPIError):  # if not, it expires
+                await queue.database.run(queue.store.unregister_worker, queue.worker_id)
+
+    def _registration(self) -> WorkerRow:
+        now = self.queue.clock.now()
+        return WorkerRow(id=self.queue.worker_id, host=socket.gethostname(), pid=os.getpid(),
+                         queues=list(self.settings.queues), concurrency=self.settings.concurrency,
+                         version=_version(), started_at=now, heartbeat_at=now)
+
+    async def _run_parts(self, burst: bool, task_status: anyio.abc.TaskStatus[None]) -> None:
+        queue = self.queue
         async with anyio.create_task_group() as side:
             side.start_soon(queue.database.dialect.listen_for_new_jobs, queue.waker.wake)
             side.start_soon(self.heartbeat.run)
