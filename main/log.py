@@ -6,8 +6,10 @@ written inside a job (yours, a library's through structlog) carries them.
 """
 
 import logging
+import os
 import sys
-from typing import Literal
+import threading
+from typing import Literal, TextIO
 
 import structlog
 
@@ -27,9 +29,34 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: LineLogger(sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class LineLogger:
+    """structlog's PrintLogger, except that each line reaches the file in one write: processes that share a
+    stderr (a supervisor and its workers, or a log file given to several) never splice their lines together."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        line = message + "\n"
+        with self._lock:
+            try:
+                fd = self._file.fileno()
+            except (AttributeError, OSError, ValueError):  # not a real file (captured by a test, a StringIO)
+                self._file.write(line)
+                self._file.flush()
+                return
+            self._file.flush()  # what others wrote through the Python buffer goes first
+            data = line.encode(errors="backslashreplace")
+            while data:
+                data = data[os.write(fd, data):]
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
 def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
