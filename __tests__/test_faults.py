@@ -206,14 +206,14 @@ def test_a_postgresql_restart_under_load_loses_nothing(throwaway_postgres, start
     url = os.environ["THROWAWAY_POSTGRES_URL"]
     queue = JobQueue(Settings.load(database_url=url, **FAST), jobs=JOBS)
     trace = tmp_path / "trace"
-    ids = queue.enqueue_many_sync([JobRequest(SleepJob, {"path": str(trace), "seconds": 0.05})] * 300)
-    worker = start_worker(url, "--concurrency", "10", JOBQUEUE_LEASE_SECONDS="2")
-    wait_for(lambda: trace.exists() and trace.read_text().count("finished") >= 50)
+    ids = queue.enqueue_many_sync([JobRequest(SleepJob, {"path": str(trace), "seconds": 0.05})] * 2000)
+    worker = start_worker(url, "--processes", "4", "--concurrency", "10", JOBQUEUE_LEASE_SECONDS="2")  # a supervisor
+    wait_for(lambda: trace.exists() and trace.read_text().count("finished") >= 200)
     throwaway_postgres()  # the server goes away mid-batch and comes back
     wait_for(lambda: all(queue.store.get(job_id).status == JobStatus.COMPLETED for job_id in ids), timeout=90)
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
     starts = Counter(int(line.split()[1]) for line in trace.read_text().splitlines() if line.startswith("started"))
     assert set(starts) == set(ids)  # nothing lost
-    assert sum(n - 1 for n in starts.values()) <= 10  # run again: at most the jobs running at the restart
+    assert sum(n - 1 for n in starts.values()) <= 40  # run again: at most the jobs running at the restart
     queue.close()

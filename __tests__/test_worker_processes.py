@@ -1,14 +1,17 @@
 """Real worker processes: exactly-once across two processes, SIGTERM mid-job, kill -9 and lease recovery."""
 
 import signal
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from __tests__.conftest import wait_for
-from __tests__.support.jobs import RecordJob, SleepJob
+from __tests__.support.jobs import JOBS, RecordJob, SleepJob
+from main.base.jobs import JobRequest
 from main.db.entities import JobStatus
 from main.services.job_queue import JobQueue
+from main.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +107,30 @@ def test_json_logs_carry_job_id_type_and_attempt(queue: JobQueue, start_worker, 
     about_job = [event for event in events if event.get("job_id") == job_id]
     assert {event["event"] for event in about_job} >= {"job_started", "job_completed"}
     assert all(event["job_type"] == "SleepJob" and event["attempt"] == 1 for event in about_job)
+
+
+@pytest.mark.postgres
+def test_a_fleet_of_four_runs_ten_thousand_jobs_and_only_a_killed_workers_jobs_run_twice(
+    start_worker, postgres_url: str, tmp_path: Path,
+) -> None:
+    """4 worker processes x 10,000 jobs on the real PostgreSQL server; one is killed with SIGKILL mid-run. Every job
+    completes; every job runs exactly once but those the killed worker was running, which run twice at most."""
+    queue = JobQueue(Settings.load(database_url=postgres_url), jobs=JOBS)
+    trace = tmp_path / "trace"
+    ids = queue.enqueue_many_sync([JobRequest(SleepJob, {"seconds": 0.001, "path": str(trace)})] * 10_000)
+    fleet = [start_worker(postgres_url, "--concurrency", "20", JOBQUEUE_LEASE_SECONDS="1") for _ in range(4)]
+    wait_for(lambda: len(executions(trace)) >= 6000, timeout=60)  # 3,000 jobs started and finished
+    doomed = fleet.pop()
+    doomed.signal(signal.SIGKILL)
+    doomed.wait()
+    in_flight = {job.id for job in queue.store.list_jobs([JobStatus.RUNNING], limit=1000)
+                 if (job.worker_id or "").split(":")[1] == str(doomed.pid)}
+    assert in_flight  # killed mid-run
+    wait_for(lambda: queue.get_status_sync().counts_by_status["completed"] == len(ids), timeout=120)
+    for worker in fleet:
+        worker.signal(signal.SIGTERM)
+    assert [worker.wait() for worker in fleet] == [0, 0, 0]
+    starts = Counter(int(line.split()[1]) for line in executions(trace) if line.startswith("started"))
+    assert set(starts) == set(ids)  # nothing lost
+    assert {job_id for job_id, n in starts.items() if n > 1} <= in_flight and max(starts.values()) <= 2
+    queue.close()

@@ -1,7 +1,13 @@
-"""The time source, injected so that scheduling and backoff can be tested without sleeping."""
+"""The time source, injected so that scheduling and backoff can be tested without sleeping, and corrected to
+the database server's clock so that hosts whose clocks disagree still agree on what is due and which lease
+has expired."""
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+RESYNC_SECONDS = 60.0  # how long a measured offset is trusted by a process that has no heartbeat to renew it
 
 
 class Clock(Protocol):
@@ -26,3 +32,58 @@ class FrozenClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+
+class ShiftedClock:
+    """A machine's clock that is wrong by `seconds` (ahead if positive): what NTP trouble looks like."""
+
+    def __init__(self, seconds: float, base: Clock | None = None) -> None:
+        self.shift, self.base = timedelta(seconds=seconds), base or SystemClock()
+
+    def now(self) -> datetime:
+        return self.base.now() + self.shift
+
+
+class ServerClock:
+    """The database server's time, read through this machine's clock: `machine.now()` plus the offset measured
+    at the last `sync`. Every decision about time (what is due, when a lease expires, when a retry runs) is then
+    the same on every host of a fleet, however wrong their clocks are, to within half a round trip.
+
+    `read_server_time` returns None where the database has no clock of its own (SQLite: a file on this
+    machine), and the machine's clock is used as it is, without asking again. Reading is cheap and never
+    touches the database; `sync` does, so it is called from threads: at a worker's start and at each beat of
+    its heartbeat, and by `sync_if_stale` before the operations of processes that only enqueue."""
+
+    def __init__(self, machine: Clock, read_server_time: Callable[[], datetime | None],
+                 on_skew: Callable[[float], None] = lambda seconds: None) -> None:
+        self.machine, self._read_server_time, self._on_skew = machine, read_server_time, on_skew
+        self.offset = timedelta(0)
+        self._synced_at: float | None = None
+        self._local_database = False
+
+    def now(self) -> datetime:
+        return self.machine.now() + self.offset
+
+    @property
+    def stale(self) -> bool:
+        """Whether the offset should be measured again before time is decided with it."""
+        if self._local_database:
+            return False
+        return self._synced_at is None or time.monotonic() - self._synced_at > RESYNC_SECONDS
+
+    def sync(self) -> None:
+        """Measure the offset of this machine's clock from the server's (one round trip)."""
+        before = self.machine.now()
+        server = self._read_server_time()
+        after = self.machine.now()
+        if server is None:
+            self._local_database = True
+            return
+        offset = server - (before + (after - before) / 2)
+        if abs((offset - self.offset).total_seconds()) >= 1.0:
+            self._on_skew(offset.total_seconds())
+        self.offset, self._synced_at = offset, time.monotonic()
+
+    def sync_if_stale(self) -> None:
+        if self.stale:
+            self.sync()

@@ -10,6 +10,7 @@ instead of waiting for a lock its own thread holds.
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
@@ -115,6 +116,10 @@ class Database:
             limiter = CapacityLimiter(ENGINE_THREADS)
             _engine_limiter.set(limiter)
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)
+
+    def server_time(self) -> datetime | None:
+        """The database server's clock (None for SQLite, whose clock is this machine's)."""
+        return self.dialect.server_time(self.engine)
 
     def relieve(self, error: DBAPIError) -> None:
         """After a write failed with a transient `error`: do what helps it pass (the dialect knows what)."""

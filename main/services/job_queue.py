@@ -30,7 +30,7 @@ from main.base.jobs.base_job import AppTransaction, payload_document
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.base.jobs.routing import integer_problem, queue_problem
-from main.clock import Clock, SystemClock
+from main.clock import Clock, ServerClock, SystemClock
 from main.db.engine import Database
 from main.db.entities import Job, JobStatus, WorkerRow
 from main.db.rows import NewJob
@@ -70,13 +70,15 @@ class JobQueue:
         clock: Clock | None = None,
         jobs: Iterable[type[BaseJob[Any]]] | None = None,
     ) -> None:
-        """`jobs` defaults to the JOBS list of ``settings.jobs_module`` (JOBQUEUE_JOBS_MODULE)."""
+        """`jobs` defaults to the JOBS list of ``settings.jobs_module`` (JOBQUEUE_JOBS_MODULE). `clock` replaces
+        the time decisions are taken with (tests: a FrozenClock); by default it is the database's (ServerClock:
+        on PostgreSQL the server's clock, read through this machine's)."""
         self.settings = settings or Settings.load()
-        self.clock = clock or SystemClock()
         self.database = Database(self.settings.database_url, self.settings.pool_size)
         self.store = JobStore(self.database)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = get_logger(worker_id=self.worker_id)
+        self.clock: Clock = clock or ServerClock(SystemClock(), self.database.server_time, self._report_skew)
         for variable, closest in Settings.unknown_variables(os.environ).items():
             self.log.warning("unknown_setting_ignored", variable=variable, did_you_mean=closest)
         self._registry: dict[str, type[BaseJob[Any]]] = {}
@@ -119,6 +121,8 @@ class JobQueue:
                            ) -> list[int]:
         """Validate every request, then write them all in one transaction (the application's `session`, if
         given: see `enqueue_many_sync`). Returns ids in order."""
+        if self._clock_is_stale():
+            await anyio.to_thread.run_sync(self.sync_clock)
         rows = self._prepare(requests)
         if session is not None:
             return self._enqueue_joining(session, rows)
@@ -131,6 +135,7 @@ class JobQueue:
         """`enqueue_many` for sync code: blocks until committed. With `session` (a SQLAlchemy Session or
         Connection on the queue's database), the jobs are written in its transaction instead: they exist if and
         only if it commits, and workers hear of them (NOTIFY, the WAL file) only then."""
+        self.now()
         rows = self._prepare(requests)
         if session is not None:
             return self._enqueue_joining(session, rows)
@@ -237,6 +242,8 @@ class JobQueue:
     async def work_one(self, job_id: int | None = None, *, interrupt: Interrupt | None = None) -> Job | None:
         """Claim one due job (job `job_id`, if given) and run it here to its outcome; returns its row after,
         or None if nothing was due. `interrupt` makes a resumable job stop where a test wants it to."""
+        if self._clock_is_stale():
+            await self.database.run(self.sync_clock)
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         claimed = await self.database.run(self.store.claim, self.worker_id, (), 1, now, lease_until, job_id=job_id)
@@ -258,7 +265,7 @@ class JobQueue:
         return status
 
     def cancel_job_sync(self, job_id: int) -> JobStatus:
-        status = self.store.request_cancel(job_id, self.clock.now())
+        status = self.store.request_cancel(job_id, self.now())
         self.log.info("job_cancel_requested", job_id=job_id, status=status.value)
         return status
 
@@ -268,7 +275,7 @@ class JobQueue:
 
     def retry_job_sync(self, job_id: int) -> None:
         """Put a failed or cancelled job back to pending with a fresh retry budget."""
-        self.store.retry_now(job_id, self.clock.now())
+        self.store.retry_now(job_id, self.now())
 
     async def cleanup(self, older_than: timedelta | None = None) -> int:
         return await anyio.to_thread.run_sync(self.cleanup_sync, older_than)
@@ -277,7 +284,7 @@ class JobQueue:
         """Delete completed, failed and cancelled jobs that finished longer ago than `older_than`
         (default JOBQUEUE_RETENTION). Returns how many were deleted."""
         retention = timedelta(seconds=self.settings.retention) if older_than is None else older_than
-        return self.store.cleanup(self.clock.now() - retention)
+        return self.store.cleanup(self.now() - retention)
 
     async def get_job(self, job_id: int) -> Job:
         return await anyio.to_thread.run_sync(self.store.get, job_id)
@@ -304,7 +311,30 @@ class JobQueue:
 
     def get_workers_sync(self) -> list[tuple[WorkerRow, int]]:
         """The live workers of the whole fleet (heard from within a lease), each with how many jobs it runs."""
-        return self.store.live_workers(self.clock.now() - timedelta(seconds=self.settings.lease_seconds))
+        return self.store.live_workers(self.now() - timedelta(seconds=self.settings.lease_seconds))
+
+    # -- time --------------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The time decisions are taken with, its offset from the server's clock measured first if stale
+        (blocking: a round trip at most once a minute)."""
+        if self._clock_is_stale():
+            self.sync_clock()
+        return self.clock.now()
+
+    def sync_clock(self) -> None:
+        """Measure how far this machine's clock is from the database server's (blocking; a no-op for a clock
+        given by the caller, and for SQLite)."""
+        if isinstance(self.clock, ServerClock):
+            self.clock.sync()
+
+    def _clock_is_stale(self) -> bool:
+        return isinstance(self.clock, ServerClock) and self.clock.stale
+
+    def _report_skew(self, seconds: float) -> None:
+        self.log.warning("clock_skew", seconds_behind_database=round(seconds, 3),
+                         note="this machine's clock disagrees with the database server's; jobqueue decides time by "
+                              "the server's, but fix NTP here: job code and logs still read this clock")
 
     def close(self) -> None:
         """Release database connections."""

@@ -65,6 +65,11 @@ class Dialect(Protocol):
         """Call `wake` whenever another process announces new jobs; returns at once if the engine cannot."""
         ...
 
+    def server_time(self, engine: Engine) -> datetime | None:
+        """The database server's clock, or None where the database has none of its own (a file on this machine):
+        what ServerClock corrects this machine's clock by."""
+        ...
+
     def relieve(self, engine: Engine, error: DBAPIError) -> None:
         """After a write through `engine` failed with `error`: whatever helps it pass; never raises."""
         ...

@@ -95,6 +95,10 @@ class PostgresDialect:
     def announce_new_jobs(self, connection: Connection) -> None:
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
+    def server_time(self, engine: Engine) -> datetime:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT clock_timestamp()")).scalar_one()  # type: ignore[no-any-return]
+
     def relieve(self, engine: Engine, error: DBAPIError) -> None:
         """Nothing to do here: the server recovers by itself."""
 

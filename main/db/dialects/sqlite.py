@@ -108,6 +108,10 @@ class SqliteDialect:
                 seen = now
                 wake()
 
+    def server_time(self, engine: Engine) -> None:
+        """A file on this machine: every process that opens it shares this machine's clock."""
+        return None
+
     def relieve(self, engine: Engine, error: DBAPIError) -> None:
         """A full disk: copy the WAL into the database file and truncate it, which gives its space back as soon as
         there is room for the copy (a WAL that grew while the disk filled up otherwise keeps its size)."""

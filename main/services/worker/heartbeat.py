@@ -36,8 +36,10 @@ _TICK = LOOP_BLOCKED_AFTER / 4  # how often the loop proves it runs (and acts on
 
 class Heartbeat:
     def __init__(self, store: JobStore, worker_id: str, clock: Clock, executions: Executions, completer: Completer,
-                 log: FilteringBoundLogger, *, interval: float, lease_seconds: float) -> None:
+                 log: FilteringBoundLogger, *, interval: float, lease_seconds: float,
+                 sync_clock: Callable[[], None]) -> None:
         self.store, self.worker_id, self.clock, self.log = store, worker_id, clock, log
+        self.sync_clock = sync_clock
         self.executions, self.completer = executions, completer
         self.interval, self.lease_seconds = interval, lease_seconds
         self._learned: queue.SimpleQueue[tuple[Mapping[int, RunningJob], Beat]] = queue.SimpleQueue()
@@ -91,7 +93,7 @@ class Heartbeat:
                 self.beat()
             if now >= next_row_beat:
                 next_row_beat = now + row_interval
-                self._beating(self.store.beat_worker, self.worker_id, self.clock.now())
+                self._beating(self._beat_row)
 
     def beat(self) -> None:
         """Renew the leases of the running jobs and of those whose outcome waits in the completer."""
@@ -103,6 +105,12 @@ class Heartbeat:
         beat = self._beating(self.store.heartbeat, self.worker_id, job_ids, lease_until)
         if beat is not None and (beat.cancel_requested or beat.lost):
             self._learned.put((running, beat))
+
+    def _beat_row(self) -> None:
+        """The worker's own row; the clock's offset from the database's is measured again first (a clock that NTP
+        stepped meanwhile is corrected for here)."""
+        self.sync_clock()
+        self.store.beat_worker(self.worker_id, self.clock.now())
 
     def _beating(self, statement: Callable[..., T], *args: Any) -> T | None:
         """Run one of the heartbeat's statements; a failure is logged once per outage, not at every beat."""

@@ -57,13 +57,15 @@ class Worker:
                                  queue.waker, log, queues=settings.queues, poll_interval=settings.poll_interval,
                                  lease_seconds=settings.lease_seconds, stopping=lambda: queue.stopping)
         self.heartbeat = Heartbeat(store, queue.worker_id, clock, queue.executions, self.completer, log,
-                                   interval=settings.effective_heartbeat_interval, lease_seconds=settings.lease_seconds)
+                                   interval=settings.effective_heartbeat_interval, lease_seconds=settings.lease_seconds,
+                                   sync_clock=queue.sync_clock)
         self.maintenance = Maintenance(store, clock, log, lease_seconds=settings.lease_seconds,
                                        cleanup_interval=settings.cleanup_interval, retention=settings.retention)
 
     async def run(self, *, burst: bool = False, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:
         queue = self.queue
+        await queue.database.run(queue.sync_clock)
         await self.maintenance.once()
         await queue.database.run(queue.store.register_worker, self._registration())
         try:
