@@ -2,7 +2,7 @@
 commits, and workers elsewhere hear of it (NOTIFY, the WAL file) only then."""
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from __tests__.support.jobs import NoopJob
@@ -65,7 +65,7 @@ def test_a_session_on_another_database_is_refused(queue: JobQueue, tmp_path) -> 
     other = create_engine(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     with Session(other) as session, pytest.raises(JobRequestError, match="not to the queue's database"):
         queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=session)
-    with pytest.raises(JobRequestError, match="session must be a SQLAlchemy Session or Connection"):
+    with pytest.raises(JobRequestError, match="session must be a SQLAlchemy Session, Connection, AsyncSession or"):
         queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session="not a session")  # type: ignore[arg-type]
     assert jobs_of(queue) == []
 
@@ -87,3 +87,59 @@ def test_notify_fires_on_commit_only(queue: JobQueue, app_engine, database_url: 
             queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 2})], session=session)
             assert list(listener.notifies(timeout=0.3)) == []  # not before the commit
         assert [note.channel for note in listener.notifies(timeout=2, stop_after=1)] == [CHANNEL]
+
+
+@pytest.fixture
+async def async_app_engine(app_engine, database_url: str):
+    """The application's engine as an async one (aiosqlite, psycopg's async mode) on the queue's database."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(make_url(database_url).set(
+        drivername="sqlite+aiosqlite" if database_url.startswith("sqlite") else "postgresql+psycopg"))
+    yield engine
+    await engine.dispose()
+
+
+async def test_an_async_session_commits_or_rolls_back_its_jobs_with_its_data(
+    queue: JobQueue, app_engine, async_app_engine,
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    with pytest.raises(RuntimeError):
+        async with AsyncSession(async_app_engine) as session, session.begin():
+            await session.execute(text("INSERT INTO orders (id, item) VALUES (1, 'book')"))
+            await NoopJob.perform_bulk([{"n": 1}, {"n": 2}], session=session)
+            raise RuntimeError("the application changes its mind")
+    assert orders(app_engine) == [] and jobs_of(queue) == []
+    async with AsyncSession(async_app_engine) as session, session.begin():
+        await session.execute(text("INSERT INTO orders (id, item) VALUES (2, 'pen')"))
+        job_id = await NoopJob.perform_later({"n": 3}, session=session)
+    assert orders(app_engine) == ["pen"] and jobs_of(queue) == [job_id]
+    async with async_app_engine.begin() as connection:  # an AsyncConnection works too
+        [other] = await queue.enqueue_many([JobRequest(NoopJob, {"n": 4})], session=connection)
+    await queue.run(burst=True)
+    assert [queue.store.get(i).status for i in (job_id, other)] == [JobStatus.COMPLETED] * 2
+
+
+async def test_an_async_session_is_refused_by_the_sync_methods_with_what_to_do(
+    queue: JobQueue, async_app_engine,
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    async with AsyncSession(async_app_engine) as session:
+        with pytest.raises(JobRequestError, match=r"needs the async enqueue \(await Job.perform_later"):
+            queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=session)
+    assert jobs_of(queue) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_session_through_a_driver_that_cannot_run_the_insert_is_refused(queue: JobQueue, database_url: str) -> None:
+    """Before: pg8000 (or asyncpg) got the insert written for psycopg and failed with a syntax error."""
+    engine = create_engine(make_url(database_url).set(drivername="postgresql+pg8000"))
+    try:
+        with engine.begin() as connection, pytest.raises(JobRequestError, match="driver \\(pg8000\\) cannot run"):
+            queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=connection)
+    finally:
+        engine.dispose()
+    assert jobs_of(queue) == []

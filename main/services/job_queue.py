@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from main.base.jobs import BaseJob, JobRequest
@@ -124,6 +125,10 @@ class JobQueue:
         if self._clock_is_stale():
             await anyio.to_thread.run_sync(self.sync_clock)
         rows = self._prepare(requests)
+        if isinstance(session, AsyncSession | AsyncConnection):
+            connection = await session.connection() if isinstance(session, AsyncSession) else session
+            # In SQLAlchemy's greenlet, where the async driver's DB-API adapter can be called like a sync one.
+            return await connection.run_sync(self._enqueue_joining, rows)
         if session is not None:
             return self._enqueue_joining(session, rows)
         ids = await anyio.to_thread.run_sync(self.store.enqueue, rows, self.clock.now())
@@ -144,16 +149,27 @@ class JobQueue:
         return ids
 
     def _enqueue_joining(self, session: AppTransaction, rows: list[NewJob]) -> list[int]:
+        if isinstance(session, AsyncSession | AsyncConnection):
+            raise JobRequestError(
+                f"an {type(session).__name__} needs the async enqueue (await Job.perform_later(..., session=...)); "
+                "the *_sync methods take a Session or Connection"
+            )
         if not isinstance(session, Session | Connection):
             raise JobRequestError(
-                f"session must be a SQLAlchemy Session or Connection (of the application's transaction), got "
-                f"{type(session).__name__}"
+                f"session must be a SQLAlchemy Session, Connection, AsyncSession or AsyncConnection (of the "
+                f"application's transaction), got {type(session).__name__}"
             )
         connection = session.connection() if isinstance(session, Session) else session
         if not self.database.dialect.same_database(connection.engine.url):
             raise JobRequestError(
                 f"the session is connected to {connection.engine.url!r}, not to the queue's database "
                 f"({self.database.engine.url!r}): no worker would see the job; enqueue without session= there"
+            )
+        if connection.dialect.paramstyle != self.database.engine.dialect.paramstyle:
+            raise JobRequestError(
+                f"the session's driver ({connection.dialect.driver}) cannot run the queue's insert; connect the "
+                f"application through {self.database.engine.dialect.driver} to enqueue in its transaction, or "
+                "enqueue after it commits"
             )
         return self.store.enqueue_joining(connection, rows, self.clock.now())
 

@@ -27,6 +27,7 @@ from main.errors import JobDefinitionError, JobQueueError, JobTimeoutError, Payl
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
     from sqlalchemy.orm import Session
 
     from main.services.job_queue import JobQueue
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 P = TypeVar("P", bound=BaseModel)
 Payload = BaseModel | Mapping[str, Any]
 # An application's open transaction that an enqueue may join (`session=`): its jobs commit or roll back with it.
-AppTransaction = Union["Session", "Connection"]
+# The async kinds only with the async methods (perform_later...), which await their connection.
+AppTransaction = Union["Session", "Connection", "AsyncSession", "AsyncConnection"]
 
 
 @dataclass(frozen=True)
