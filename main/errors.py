@@ -43,7 +43,12 @@ class DatabaseUnusableError(JobQueueError):
 
 
 class SchemaVersionError(JobQueueError):
-    """The database was created by a newer jobqueue than the one running."""
+    """The database's jobqueue tables are at a revision this jobqueue cannot work with or migrate to (a newer
+    jobqueue made them; an unknown revision was asked for)."""
+
+
+class SchemaMigrationNeededError(SchemaVersionError):
+    """The database's jobqueue tables are older than this jobqueue: run `jobqueue db upgrade`."""
 
 
 class JobTimeoutError(JobQueueError):

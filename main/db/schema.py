@@ -1,76 +1,189 @@
-"""Create the tables idempotently and record the schema version, so later releases can migrate.
+"""The jobqueue tables' schema, migrated by Alembic (main/db/migrations/) in a version table of its own
+(`jobqueue_alembic_version`), beside whatever Alembic history the application keeps for its own tables.
 
-The tables themselves are defined once, in main/db/entities/. A change to them bumps SCHEMA_VERSION and
-adds a step to MIGRATIONS that brings a database from the previous version to this one.
+A fresh database gets the tables on first use (the README's first command needs no set-up). A database whose
+tables are older than this jobqueue is refused with what to run (`jobqueue db upgrade`): migrating is a deploy
+step, not something every worker does on its own at start-up. Databases of the releases before Alembic kept
+their version in `jobqueue_schema`; `jobqueue db upgrade` carries them over (their version N is revision N).
 """
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import Connection, text
-from sqlalchemy import inspect as sa_inspect
-from sqlmodel import SQLModel, select
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, inspect, text
+from sqlmodel import SQLModel
 
 from main.db import entities
 from main.db.engine import Database
-from main.errors import SchemaVersionError
+from main.errors import SchemaMigrationNeededError, SchemaVersionError
 
-SCHEMA_VERSION = 4
-
-
-def _add_due_index(connection: Connection) -> None:
-    """v2: the claim over all queues reads pending jobs in claim order from an index instead of sorting them."""
-    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_jobs_due ON jobs (status, priority DESC, run_at, id)"))
+VERSION_TABLE = "jobqueue_alembic_version"
+_LEGACY_TABLE = "jobqueue_schema"  # releases before Alembic: one row, the schema version
+_MODEL_TABLES = [entities.Job.__table__, entities.WorkerRow.__table__]  # type: ignore[attr-defined]
 
 
-def _partial_indexes(connection: Connection) -> None:
-    """v3: partial indexes, one per state a query looks for; a job's claim and outcome no longer rewrite an
-    entry in each of four indexes that start with `status`."""
-    for old in ("ix_jobs_claim", "ix_jobs_due", "ix_jobs_lease", "ix_jobs_finished"):
-        connection.execute(text(f"DROP INDEX IF EXISTS {old}"))
-    for index in entities.Job.__table__.indexes:  # type: ignore[attr-defined]
-        index.create(connection, checkfirst=True)
+def model_table(name: str | None) -> bool:
+    """Whether a table is one of jobqueue's models (jobs, jobqueue_workers)."""
+    return any(table.name == name for table in _MODEL_TABLES)
 
 
-# version reached -> the step that reaches it from the version before
-def _workers_table(connection: Connection) -> None:
-    """v4: the workers table (`jobqueue workers`)."""
-    entities.WorkerRow.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
-    for index in entities.WorkerRow.__table__.indexes:  # type: ignore[attr-defined]
-        index.create(connection, checkfirst=True)
+def jobqueue_table(name: str | None) -> bool:
+    """Whether a table is jobqueue's, its version table included: for an application's Alembic `include_name`,
+    to leave them out of its autogenerate (docs/SCALING.md)."""
+    return model_table(name) or name == VERSION_TABLE
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_due_index, 3: _partial_indexes, 4: _workers_table}
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database stands: its revision (None: none of the jobqueue tables), and, for a database of the
+    releases before Alembic, its legacy version."""
 
-_TABLES = [entities.Job.__table__, entities.SchemaVersion.__table__, entities.WorkerRow.__table__]
+    revision: str | None
+    legacy_version: int | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return self.revision is None and self.legacy_version is None
+
+
+def head() -> str:
+    """The revision this jobqueue's code expects."""
+    return _scripts().get_current_head()  # type: ignore[return-value]
+
+
+def state(connection: Connection) -> SchemaState:
+    tables = set(inspect(connection).get_table_names())
+    if VERSION_TABLE in tables:
+        revision = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        return SchemaState(revision)
+    if _LEGACY_TABLE in tables:
+        version = connection.execute(text(f"SELECT version FROM {_LEGACY_TABLE}")).scalar_one_or_none()
+        return SchemaState(None, version if version is not None else 1)
+    if "jobs" in tables:
+        raise SchemaVersionError(
+            "the database has a table named `jobs` that jobqueue did not create (no jobqueue version table): point "
+            "JOBQUEUE_DATABASE_URL at a database (or PostgreSQL schema) of its own"
+        )
+    return SchemaState(None)
 
 
 def ensure_schema(database: Database) -> None:
-    """Create missing tables, refuse a database from the future, run pending migrations. Safe to race. A
-    database already at this version is only read: no write lock, so this never waits behind a writer (an
-    application's transaction that enqueues a job in it, on SQLite)."""
-    if _stored_version(database) == SCHEMA_VERSION:
-        return
+    """At start-up of anything that uses the queue: a database at this jobqueue's revision is only read (no write
+    lock, so this never waits behind a writer); a fresh one gets the tables; an older one is refused with what
+    to run; a newer one with what to upgrade. Safe to race: the schema lock serialises the creators."""
+    with database.read() as session:
+        if state(session.connection()).revision == head():
+            return
+    with _locked(database) as connection:
+        found = state(connection)
+        if found.fresh:  # Alembic's recipe: the tables as the models define them, stamped with the head revision
+            SQLModel.metadata.create_all(connection, tables=_MODEL_TABLES)
+            _alembic(connection, "stamp", head())
+        elif found.legacy_version is not None and _legacy_revision(found.legacy_version) == head():
+            _adopt_legacy(connection, found.legacy_version)  # the same tables: only the bookkeeping changes
+        elif found.revision != head():
+            raise _mismatch(database, found)
+
+
+def upgrade(database: Database, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the jobqueue tables to `revision` (a database of the releases before Alembic first takes the
+    revision of its version). Returns (revision before, revision after)."""
+    with _locked(database) as connection:
+        found = state(connection)
+        before = found.revision
+        if found.legacy_version is not None:
+            before = _adopt_legacy(connection, found.legacy_version)
+        _check_known(database, before)
+        _alembic(connection, "upgrade", revision)
+        return before, state(connection).revision
+
+
+def downgrade(database: Database, revision: str) -> tuple[str | None, str | None]:
+    """Migrate the jobqueue tables back to `revision` ("base" drops them, with every job)."""
+    with _locked(database) as connection:
+        before = state(connection).revision
+        _check_known(database, before)
+        _alembic(connection, "downgrade", revision)
+        return before, state(connection).revision
+
+
+def current(database: Database) -> SchemaState:
+    with database.read() as session:
+        return state(session.connection())
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    return [script.revision for script in reversed(list(_scripts().walk_revisions()))]
+
+
+@contextmanager
+def _locked(database: Database) -> Iterator[Connection]:
     with database.transaction() as session:
         connection = session.connection()
         database.dialect.lock_schema(connection)
-        SQLModel.metadata.create_all(connection, tables=_TABLES)
-        row = session.exec(select(entities.SchemaVersion)).first()
-        if row is None:
-            session.add(entities.SchemaVersion(version=SCHEMA_VERSION))
-            return
-        if row.version > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the database at {database.engine.url.render_as_string()} has jobqueue schema v{row.version}, "
-                f"newer than this jobqueue (v{SCHEMA_VERSION}); upgrade jobqueue before running it here"
-            )
-        for version in range(row.version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version](connection)
-        row.version = SCHEMA_VERSION
+        yield connection
 
 
-def _stored_version(database: Database) -> int | None:
-    with database.read() as session:
-        if not sa_inspect(session.connection()).has_table(entities.SchemaVersion.__tablename__):
-            return None
-        row = session.exec(select(entities.SchemaVersion)).first()
-        return None if row is None else row.version
+def _alembic(connection: Connection, verb: str, revision: str) -> None:
+    config = _config()
+    config.attributes["connection"] = connection
+    try:
+        getattr(command, verb)(config, revision)
+    except CommandError as exc:  # an unknown revision, a downgrade target above the current one...
+        raise SchemaVersionError(
+            f"cannot {verb} the jobqueue tables to {revision!r}: {exc} (revisions: {', '.join(revisions())}, "
+            "head, base)"
+        ) from None
+
+
+def _legacy_revision(version: int) -> str:
+    """A database of the releases before Alembic: its version N is revision 000N."""
+    return f"{version:04d}"
+
+
+def _adopt_legacy(connection: Connection, version: int) -> str:
+    revision = _legacy_revision(version)
+    if revision not in revisions():
+        raise SchemaVersionError(f"the jobqueue tables are at legacy version {version}, which this jobqueue does "
+                                 "not know; upgrade jobqueue")
+    _alembic(connection, "stamp", revision)
+    connection.execute(text(f"DROP TABLE {_LEGACY_TABLE}"))
+    return revision
+
+
+def _check_known(database: Database, revision: str | None) -> None:
+    if revision is not None and revision not in revisions():
+        raise _mismatch(database, SchemaState(revision))
+
+
+def _mismatch(database: Database, found: SchemaState) -> Exception:
+    where = database.engine.url.render_as_string()
+    if found.revision is not None and found.revision not in revisions():
+        return SchemaVersionError(
+            f"the jobqueue tables at {where} are at revision {found.revision}, newer than this jobqueue "
+            f"({head()}); upgrade jobqueue before running it here"
+        )
+    at = f"revision {found.revision}" if found.revision else f"legacy version {found.legacy_version}"
+    return SchemaMigrationNeededError(
+        f"the jobqueue tables at {where} are at {at}, older than this jobqueue ({head()}): run `jobqueue db "
+        "upgrade` (with the same JOBQUEUE_DATABASE_URL), then start again"
+    )
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "main.db:migrations")
+    return config
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Text, Update, bindparam, cast, delete, func, literal_column, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Text,
+    Update,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal_column,
+    update,
+)
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database

@@ -44,7 +44,7 @@ def setup_checks(database: Database, registered: list[str], demo_types: list[str
         checks.append(("database reachable", True, database.engine.url.render_as_string()))
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
         return [*checks, ("database reachable", False, str(exc))]
-    checks.append(("queue tables", {"jobs", "jobqueue_schema"} <= tables, "jobs, jobqueue_schema"))
+    checks.append(("queue tables", {"jobs", "jobqueue_alembic_version"} <= tables, "jobs, jobqueue_alembic_version"))
     missing = [table.name for table in DEMO_TABLES if table.name not in tables]
     detail = f"missing: {', '.join(missing)}" if missing else "all"
     checks.append(("demo tables (jobqueue demo seed)", not missing, detail))

@@ -3,7 +3,10 @@
 from main.jobs.batch_email_job import BatchEmailIterationJob, BatchEmailJob
 from main.jobs.daily_cleanup_job import DailyCleanupJob
 from main.jobs.email_job import EmailJob
-from main.jobs.generate_reports_job import GenerateReportsIterationJob, GenerateReportsJob
+from main.jobs.generate_reports_job import (
+    GenerateReportsIterationJob,
+    GenerateReportsJob,
+)
 from main.jobs.process_orders_job import ProcessOrdersIterationJob, ProcessOrdersJob
 
 JOBS = [

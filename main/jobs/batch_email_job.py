@@ -9,7 +9,12 @@ from main.base.jobs import job
 from main.base.jobs.continuation import ContinuableJob, IterationJob, Step
 from main.base.jobs.continuation.enumerators import Enumerator
 from main.db.entities import CampaignRecipient
-from main.services.campaigns import count_recipients, latest_campaign_id, recipients, record_deliveries
+from main.services.campaigns import (
+    count_recipients,
+    latest_campaign_id,
+    recipients,
+    record_deliveries,
+)
 
 
 class BatchEmail(BaseModel):

@@ -7,7 +7,12 @@ from typing import Any
 from sqlmodel import Session, func, select
 
 from main.base.jobs.continuation import DbWrite
-from main.db.entities import CampaignRecipient, EmailCampaign, EmailDelivery, ProcessingLog
+from main.db.entities import (
+    CampaignRecipient,
+    EmailCampaign,
+    EmailDelivery,
+    ProcessingLog,
+)
 from main.errors import JobQueueError
 
 

@@ -36,7 +36,13 @@ from main.db.engine import Database
 from main.db.entities import Job, JobStatus, WorkerRow
 from main.db.rows import NewJob
 from main.db.store import JobStore
-from main.errors import JobQueueError, JobRegistrationError, JobRequestError, SchedulingError, SettingsError
+from main.errors import (
+    JobQueueError,
+    JobRegistrationError,
+    JobRequestError,
+    SchedulingError,
+    SettingsError,
+)
 from main.log import get_logger
 from main.services.runner import RunningJob, StopReason
 from main.services.waker import Waker

@@ -9,7 +9,14 @@ from datetime import datetime, timedelta
 from main.base.jobs.backoff import Backoff
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob
-from main.services.runner import Completed, Failed, Interrupted, Outcome, Paused, StopReason
+from main.services.runner import (
+    Completed,
+    Failed,
+    Interrupted,
+    Outcome,
+    Paused,
+    StopReason,
+)
 
 
 def decide(job: ClaimedJob, outcome: Outcome, backoff: Backoff | None, now: datetime) -> Decision:

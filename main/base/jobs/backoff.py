@@ -12,7 +12,13 @@ With the defaults (base_delay=2, max_delay=3600, no jitter) the waits after atte
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from tenacity import RetryCallState, wait_exponential, wait_fixed, wait_incrementing, wait_random
+from tenacity import (
+    RetryCallState,
+    wait_exponential,
+    wait_fixed,
+    wait_incrementing,
+    wait_random,
+)
 from tenacity.wait import wait_base
 
 BackoffKind = Literal["exponential", "linear", "fixed"]

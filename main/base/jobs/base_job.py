@@ -23,7 +23,12 @@ from pydantic import BaseModel, ValidationError
 
 from main.base.jobs.context import JobContext
 from main.base.jobs.decorators.job import JobOptions
-from main.errors import JobDefinitionError, JobQueueError, JobTimeoutError, PayloadValidationError
+from main.errors import (
+    JobDefinitionError,
+    JobQueueError,
+    JobTimeoutError,
+    PayloadValidationError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

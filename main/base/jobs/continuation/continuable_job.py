@@ -28,12 +28,22 @@ from sqlmodel import Session
 from main.base.jobs.base_job import BaseJob, P
 from main.base.jobs.context import JobContext
 from main.base.jobs.continuation import cursor as cursor_codec
-from main.base.jobs.continuation.checkpoint import DEFAULT_CHECKPOINT_POLICY, Checkpoint, CheckpointPolicy, StepState
+from main.base.jobs.continuation.checkpoint import (
+    DEFAULT_CHECKPOINT_POLICY,
+    Checkpoint,
+    CheckpointPolicy,
+    StepState,
+)
 from main.base.jobs.continuation.enumerators import Enumerators
 from main.base.jobs.continuation.sinks import DbWrite, MemoryCheckpoints
 from main.base.jobs.interrupts import SHUTDOWN
 from main.db.engine import Database
-from main.errors import CheckpointWriteError, JobDefinitionError, JobInterrupted, MaxResumptionsExceededError
+from main.errors import (
+    CheckpointWriteError,
+    JobDefinitionError,
+    JobInterrupted,
+    MaxResumptionsExceededError,
+)
 
 _NEXT = object()
 COMPLETED = "completed"  # the reason on_shutdown gets when the run completed the job
