@@ -18,7 +18,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from main.db import entities
 from main.db.engine import Database
@@ -77,7 +79,17 @@ def state(connection: Connection) -> SchemaState:
 def ensure_schema(database: Database) -> None:
     """At start-up of anything that uses the queue: a database at this jobqueue's revision is only read (no write
     lock, so this never waits behind a writer); a fresh one gets the tables; an older one is refused with what
-    to run; a newer one with what to upgrade. Safe to race: the schema lock serialises the creators."""
+    to run; a newer one with what to upgrade. Safe to race: the schema lock serialises the creators, and the
+    first opening of a fresh SQLite file by several processes at once, where SQLite may answer "database is
+    locked" without waiting (to avoid a deadlock), is tried again."""
+    for attempt in Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, DBAPIError)
+                                                     and database.dialect.is_transient(exc)),
+                            wait=wait_exponential(multiplier=0.05, max=0.5), stop=stop_after_attempt(5), reraise=True):
+        with attempt:
+            _ensure_schema(database)
+
+
+def _ensure_schema(database: Database) -> None:
     with database.read() as session:
         if state(session.connection()).revision == head():
             return

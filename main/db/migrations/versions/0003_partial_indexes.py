@@ -21,7 +21,7 @@ def _where(condition: str) -> dict[str, Any]:
 
 
 PENDING, RUNNING = _where("status = 'pending'"), _where("status = 'running'")
-CLAIM_ORDER = [sa.text("priority DESC"), "run_at", "id"]
+CLAIM_ORDER: list[str | sa.TextClause] = [sa.text("priority DESC"), "run_at", "id"]
 
 
 def upgrade() -> None:
