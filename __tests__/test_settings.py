@@ -90,3 +90,13 @@ def test_the_pool_size_is_a_setting(monkeypatch: pytest.MonkeyPatch, tmp_path) -
     monkeypatch.setenv("JOBQUEUE_POOL_SIZE", "0")
     with pytest.raises(SettingsError, match="JOBQUEUE_POOL_SIZE"):
         Settings.load()
+
+
+def test_a_transaction_pooler_is_for_postgresql_only(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("JOBQUEUE_TRANSACTION_POOLER", "true")
+    with pytest.raises(SettingsError, match="JOBQUEUE_TRANSACTION_POOLER is for PostgreSQL .* SQLite is a file"):
+        Settings.load(database_url=f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert Settings.load(database_url="postgresql://db.internal/app").transaction_pooler is True
+    monkeypatch.setenv("JOBQUEUE_TRANSACTION_POOLER", "sometimes")
+    with pytest.raises(SettingsError, match="JOBQUEUE_TRANSACTION_POOLER"):
+        Settings.load(database_url="postgresql://db.internal/app")

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     poll_interval: Duration = Field(5.0, ge=0.001)
     concurrency: int = Field(5, ge=1, le=1000)
     pool_size: int = Field(10, ge=1, le=1000)
+    transaction_pooler: bool = False  # PostgreSQL reached through PgBouncer (or alike) in transaction mode
     queues: Annotated[tuple[str, ...], NoDecode] = ()
     lease_seconds: Duration = Field(30.0, ge=0.1)
     heartbeat_interval: Duration | None = Field(None, ge=0.01)  # None: the poll interval, at most lease/3
@@ -110,6 +111,15 @@ class Settings(BaseSettings):
                 f"JOBQUEUE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g}s) must be at most half of "
                 f"JOBQUEUE_LEASE_SECONDS ({self.lease_seconds:g}s), so that one late beat does not let a healthy "
                 "job's lease expire; shorten the interval or lengthen the lease"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pooler_for_postgresql(self) -> "Settings":
+        if self.transaction_pooler and make_url(self.database_url).get_backend_name() == "sqlite":
+            raise ValueError(
+                "JOBQUEUE_TRANSACTION_POOLER is for PostgreSQL behind PgBouncer in transaction mode; SQLite is a "
+                "file with no pooler in front of it: unset it, or point JOBQUEUE_DATABASE_URL at PostgreSQL"
             )
         return self
 

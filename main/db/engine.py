@@ -34,9 +34,9 @@ _engine_limiter: RunVar[CapacityLimiter] = RunVar("jobqueue_engine_limiter")
 class Database:
     """An engine pair (write, read), its dialect, and transaction helpers. Cheap to build; connects lazily."""
 
-    def __init__(self, database_url: str, pool_size: int = 10) -> None:
+    def __init__(self, database_url: str, pool_size: int = 10, transaction_pooler: bool = False) -> None:
         self.url = database_url
-        self.dialect: Dialect = dialect_for(database_url, pool_size)
+        self.dialect: Dialect = dialect_for(database_url, pool_size, transaction_pooler)
         self.engine: Engine = self.dialect.create_engine()
         self.read_engine: Engine = self.dialect.create_read_engine(self.engine)
         self._local = threading.local()

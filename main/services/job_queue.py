@@ -81,7 +81,8 @@ class JobQueue:
         the time decisions are taken with (tests: a FrozenClock); by default it is the database's (ServerClock:
         on PostgreSQL the server's clock, read through this machine's)."""
         self.settings = settings or Settings.load()
-        self.database = Database(self.settings.database_url, self.settings.pool_size)
+        self.database = Database(self.settings.database_url, self.settings.pool_size,
+                                 self.settings.transaction_pooler)
         self.store = JobStore(self.database)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = get_logger(worker_id=self.worker_id)

@@ -81,9 +81,10 @@ class Dialect(Protocol):
         ...
 
 
-def dialect_for(database_url: str, pool_size: int = 10) -> Dialect:
-    """The dialect for JOBQUEUE_DATABASE_URL, with connection pools of `pool_size` (JOBQUEUE_POOL_SIZE); an
-    unsupported URL is a SettingsError naming it."""
+def dialect_for(database_url: str, pool_size: int = 10, transaction_pooler: bool = False) -> Dialect:
+    """The dialect for JOBQUEUE_DATABASE_URL, with connection pools of `pool_size` (JOBQUEUE_POOL_SIZE), through a
+    pooler in transaction mode or not (JOBQUEUE_TRANSACTION_POOLER); an unsupported URL is a SettingsError naming
+    it."""
     from main.db.dialects.postgres import PostgresDialect
     from main.db.dialects.sqlite import SqliteDialect
 
@@ -96,7 +97,7 @@ def dialect_for(database_url: str, pool_size: int = 10) -> Dialect:
     if backend == "sqlite":
         return SqliteDialect(database_url, pool_size)
     if backend in ("postgresql", "postgres"):  # postgres:// is what most platforms hand out
-        return PostgresDialect(database_url, pool_size)
+        return PostgresDialect(database_url, pool_size, transaction_pooler)
     raise SettingsError(
         f"JOBQUEUE_DATABASE_URL: unsupported database {backend!r}; use sqlite:///path/to/file.db or "
         "postgresql://user@host/dbname"

@@ -37,13 +37,17 @@ _RECONNECT_DELAY = 1.0
 class PostgresDialect:
     name = "postgresql"
 
-    def __init__(self, database_url: str, pool_size: int = 10) -> None:
+    def __init__(self, database_url: str, pool_size: int = 10, transaction_pooler: bool = False) -> None:
         # Whatever driver the URL names (postgres://, postgresql+psycopg2://...), we talk through psycopg 3.
         self.url = make_url(database_url).set(drivername="postgresql+psycopg")
-        self.pool_size = pool_size
+        self.pool_size, self.transaction_pooler = pool_size, transaction_pooler
 
     def create_engine(self) -> Engine:
-        engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=2 * self.pool_size)
+        # Behind a pooler in transaction mode, consecutive transactions of one connection may run on different
+        # server sessions: a statement prepared in one is unknown in the next, so none is prepared.
+        connect_args = {"prepare_threshold": None} if self.transaction_pooler else {}
+        engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=2 * self.pool_size,
+                               connect_args=connect_args)
         event.listen(engine, "checkout", _ping_if_idle)
         event.listen(engine, "checkin", _note_last_use)
         return engine
@@ -109,8 +113,13 @@ class PostgresDialect:
         return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
 
     async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
-        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         log = get_logger()
+        if self.transaction_pooler:
+            log.info("listen_disabled", reason="JOBQUEUE_TRANSACTION_POOLER: LISTEN does not work through a pooler in "
+                     "transaction mode", note="new jobs from other processes are found by polling every "
+                     "JOBQUEUE_POLL_INTERVAL (shorten it for a quicker pickup)")
+            return
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
