@@ -21,6 +21,7 @@ from __tests__.support import continuation_jobs
 from __tests__.support.continuation_jobs import FollowUpJob
 from __tests__.support.jobs import JOBS, LoggingJob, NoopJob, SleepJob, SyncSleepJob
 from __tests__.test_worker import eventually, running, status_of
+from main.base.jobs import JobRequest
 from main.base.jobs.continuation.testing import run_job
 from main.db.dialects.postgres import PING_AFTER_IDLE
 from main.db.entities import JobStatus
@@ -200,6 +201,36 @@ def test_connections_the_server_dropped_while_idle_are_replaced(postgres_url: st
     job_id = NoopJob.perform_later_sync({"n": 2})  # pinged on checkout, found dead, replaced: no error
     assert queue.store.get(job_id).payload == {"n": 2}
     queue.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_a_lost_listen_connection_is_reconnected_and_catches_up(
+    postgres_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The LISTEN connection dies (a server restart, a proxy's idle timeout); a job enqueued elsewhere meanwhile
+    is picked up at the reconnection, not at the next poll (30 s here)."""
+    configure_logging("json", "info")
+    worker = JobQueue(Settings.load(database_url=postgres_url, **{**FAST, "poll_interval": 30}), jobs=JOBS)
+    elsewhere = JobQueue(Settings.load(database_url=postgres_url), jobs=JOBS)  # another process's queue
+
+    def listeners() -> list[int]:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            return [pid for (pid,) in admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = "
+                                                    "current_database() AND query LIKE 'LISTEN%'")]
+
+    async with running(worker):
+        [listener] = await eventually(listeners)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [listener])
+        await eventually(lambda: listener not in listeners())
+        [job_id] = elsewhere.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})])  # its NOTIFY finds no listener
+        await eventually(lambda: status_of(worker, job_id) == JobStatus.COMPLETED, timeout=5)
+        assert await eventually(lambda: set(listeners()) - {listener})  # listening again, on a new connection
+    logged = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert "listen_connection_lost" in logged and "listen_connection_restored" in logged
+    worker.close()
+    elsewhere.close()
 
 
 class StatementRecorder:

@@ -46,3 +46,13 @@ class Backoff:
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = attempt
         return float(self.wait_strategy()(state))
+
+
+OUTAGE_MAX_WAIT = 5.0  # seconds: the longest any part of a worker waits before trying the database again
+
+
+def outage_delay(first: float, failures: int) -> float:
+    """How long a part of the worker (claims, outcomes, the LISTEN connection) waits after `failures` failed
+    attempts in a row to reach the database: `first`, then doubling, at most OUTAGE_MAX_WAIT. One policy, so an
+    outage is waited out the same way everywhere and nobody hammers a server that is starting."""
+    return Backoff("exponential", base_delay=first, max_delay=OUTAGE_MAX_WAIT).delay(failures)

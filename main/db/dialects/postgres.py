@@ -12,6 +12,7 @@ import psycopg
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from main.base.jobs.backoff import outage_delay
 from main.db.rows import NewJob
 from main.db.types import naive_utc
 from main.log import get_logger
@@ -31,7 +32,7 @@ _INSERT = (
     f"SELECT id FROM new CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS announce"
 )
 _SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
-_RECONNECT_DELAY = 1.0
+_FIRST_RECONNECT_DELAY = 0.1
 
 
 class PostgresDialect:
@@ -120,16 +121,23 @@ class PostgresDialect:
                      "JOBQUEUE_POLL_INTERVAL (shorten it for a quicker pickup)")
             return
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        failures = 0
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
-                    wake()  # jobs may have arrived while we were not listening
+                    if failures:
+                        log.info("listen_connection_restored", after_failures=failures)
+                    failures = 0
+                    wake()  # catch up: jobs may have arrived while we were not listening
                     async for _ in connection.notifies():
                         wake()
             except psycopg.OperationalError as exc:
-                log.warning("listen_connection_lost", error=str(exc), retry_in=_RECONNECT_DELAY)
-                await anyio.sleep(_RECONNECT_DELAY)
+                failures += 1
+                delay = outage_delay(_FIRST_RECONNECT_DELAY, failures)
+                log.warning("listen_connection_lost", error=" ".join(str(exc).split()), failures=failures,
+                            retry_in=round(delay, 2), note="new jobs are found by polling meanwhile")
+                await anyio.sleep(delay)
 
 
 # SQLSTATE classes and codes that may clear up by themselves: connection exceptions, insufficient resources

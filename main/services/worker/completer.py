@@ -9,6 +9,7 @@ import anyio
 from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
+from main.base.jobs.backoff import outage_delay
 from main.clock import Clock
 from main.db.engine import describe_database_error
 from main.db.outcomes import Decision, Kind
@@ -16,7 +17,6 @@ from main.db.rows import ClaimedJob
 from main.db.store import JobStore
 from main.services.waker import Waker
 
-_MAX_RETRY_WAIT = 5.0  # seconds between attempts to write outcomes while the database is down or full
 _LOG_EVENTS = {Kind.COMPLETE: ("info", "job_completed"), Kind.RETRY: ("warning", "job_retry_scheduled"),
                Kind.FAIL: ("error", "job_failed"), Kind.CANCEL: ("info", "job_cancelled"),
                Kind.RELEASE: ("info", "job_released")}
@@ -71,7 +71,7 @@ class Completer:
                 continue
             failures += 1
             self._arrived.set()
-            await anyio.sleep(min(self.linger * 2**failures, _MAX_RETRY_WAIT))
+            await anyio.sleep(outage_delay(self.linger, failures))
 
     async def flush(self, *, keep_on_transient_error: bool = False) -> bool:
         """Write everything collected so far (in batches of `batch_size`). False if a batch failed for a

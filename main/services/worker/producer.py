@@ -11,7 +11,7 @@ import anyio
 from sqlalchemy.exc import DBAPIError
 from structlog.typing import FilteringBoundLogger
 
-from main.base.jobs import Backoff
+from main.base.jobs.backoff import outage_delay
 from main.clock import Clock
 from main.db.engine import describe_database_error
 from main.db.store import JobStore
@@ -23,7 +23,6 @@ from main.services.worker.executions import Executions
 from main.services.worker.executor import Executor
 
 # Longest wait between attempts to reach a database that is down or full: how soon work resumes once it is back.
-_MAX_OUTAGE_WAIT = 5.0
 
 
 class Producer:
@@ -73,7 +72,7 @@ class Producer:
 
     async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:
         """The database is unreachable: running jobs go on; retry with backoff, never crash the worker."""
-        delay = Backoff("exponential", base_delay=self.poll_interval, max_delay=_MAX_OUTAGE_WAIT).delay(failures)
+        delay = outage_delay(self.poll_interval, failures)
         self.log.error("database_unavailable", error=describe_database_error(error), failures=failures, retry_in=delay)
         await self.store.database.run(self.store.database.relieve, error)
         with anyio.move_on_after(delay):  # wake-ups (new jobs, WAL changes, outcomes) do not cut the wait short
