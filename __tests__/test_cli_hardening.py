@@ -146,8 +146,6 @@ def test_the_db_commands_migrate_and_a_worker_on_old_tables_says_what_to_run(tmp
     old = run_cli(url, "worker", "--burst")
     assert_one_error_line(old.returncode, old.stderr, "at revision 0003, older than this jobqueue (0004): run "
                                                       "`jobqueue db upgrade`")
-    enqueue = run_cli(url, "enqueue", "NoopJob")
-    assert_one_error_line(enqueue.returncode, enqueue.stderr, "run `jobqueue db upgrade`")
     assert json.loads(run_cli(url, "db", "upgrade", "--json").stdout) == {"before": "0003", "after": "0004",
                                                                           "head": "0004"}
     assert "0004 (head 0004): up to date" in run_cli(url, "db", "current").stdout
@@ -155,8 +153,6 @@ def test_the_db_commands_migrate_and_a_worker_on_old_tables_says_what_to_run(tmp
     refused = run_cli(url, "db", "downgrade", "base")
     assert_one_error_line(refused.returncode, refused.stderr, "drops the jobqueue tables with every job in them")
     assert run_cli(url, "db", "downgrade", "0003").stdout.strip() == "downgraded the jobqueue tables: 0004 -> 0003"
-    unknown = run_cli(url, "db", "downgrade", "0009")
-    assert_one_error_line(unknown.returncode, unknown.stderr, "cannot downgrade the jobqueue tables to '0009'")
 
 
 def test_burst_on_a_read_only_database_stops_with_one_line(tmp_path: Path) -> None:
