@@ -143,3 +143,24 @@ def test_a_session_through_a_driver_that_cannot_run_the_insert_is_refused(queue:
     finally:
         engine.dispose()
     assert jobs_of(queue) == []
+
+
+def test_jobqueue_works_without_greenlet(tmp_path) -> None:
+    """Before: job_queue.py imported SQLAlchemy's asyncio module, which fails without greenlet, so jobqueue did
+    not import at all for applications that do not use asyncio sessions (the benchmark's venv caught it)."""
+    import subprocess
+    import sys
+
+    from __tests__.conftest import ROOT
+
+    program = (
+        "import sys; sys.modules['greenlet'] = None\n"  # as if it were not installed
+        "from main.services.job_queue import JobQueue\n"
+        "from main.settings import Settings\n"
+        "from __tests__.support.jobs import JOBS, NoopJob\n"
+        "from main.services.job_queue import set_job_queue\n"
+        f"queue = set_job_queue(JobQueue(Settings.load(database_url='sqlite:///{tmp_path / 'jobs.db'}'), jobs=JOBS))\n"
+        "print(NoopJob.perform_later_sync({'n': 1}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "1", result.stderr[-2000:]

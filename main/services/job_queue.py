@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -17,13 +18,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from main.base.jobs import BaseJob, JobRequest
@@ -49,6 +49,9 @@ from main.services.waker import Waker
 from main.services.worker import Worker
 from main.services.worker.executions import Executions
 from main.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,9 @@ class JobQueue:
         if self._clock_is_stale():
             await anyio.to_thread.run_sync(self.sync_clock)
         rows = self._prepare(requests)
-        if isinstance(session, AsyncSession | AsyncConnection):
+        if _is_async(session):
+            from sqlalchemy.ext.asyncio import AsyncSession  # imported already by whoever made `session`
+
             connection = await session.connection() if isinstance(session, AsyncSession) else session
             # In SQLAlchemy's greenlet, where the async driver's DB-API adapter can be called like a sync one.
             return await connection.run_sync(self._enqueue_joining, rows)
@@ -156,7 +161,7 @@ class JobQueue:
         return ids
 
     def _enqueue_joining(self, session: AppTransaction, rows: list[NewJob]) -> list[int]:
-        if isinstance(session, AsyncSession | AsyncConnection):
+        if _is_async(session):
             raise JobRequestError(
                 f"an {type(session).__name__} needs the async enqueue (await Job.perform_later(..., session=...)); "
                 "the *_sync methods take a Session or Connection"
@@ -362,6 +367,16 @@ class JobQueue:
     def close(self) -> None:
         """Release database connections."""
         self.database.dispose()
+
+
+def _is_async(session: object) -> TypeGuard["AsyncSession | AsyncConnection"]:
+    """Whether `session` is an AsyncSession or AsyncConnection. Looked up, not imported: SQLAlchemy's asyncio
+    module needs greenlet, which only applications that use it install; one that passes an async session has
+    imported it already."""
+    asyncio_extension = sys.modules.get("sqlalchemy.ext.asyncio")
+    return asyncio_extension is not None and isinstance(
+        session, asyncio_extension.AsyncSession | asyncio_extension.AsyncConnection
+    )
 
 
 def load_jobs_module(module_name: str) -> list[type[BaseJob[Any]]]:
