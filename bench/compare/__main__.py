@@ -10,6 +10,7 @@ Throughputs are medians of several rounds. The table ends with jobqueue's ratio 
 """
 
 import argparse
+import hashlib
 import os
 import platform
 import subprocess
@@ -20,6 +21,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PEERS_ENV = ROOT / ".bench-peers"
 PEERS = ["huey>=3.5", "procrastinate>=3.10", "rq>=2.0", "redis>=5"]
+
+
+def _install_jobqueue(python: Path) -> None:
+    """(Re)install jobqueue into the environment whenever its pyproject.toml changed (a new dependency)."""
+    stamp, wanted = PEERS_ENV / "jobqueue-pyproject.sha256", hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    if stamp.exists() and stamp.read_text() == wanted.hexdigest():
+        return
+    print("installing jobqueue and its dependencies into the benchmark environment ...", file=sys.stderr)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+    stamp.write_text(wanted.hexdigest())
 
 
 def main() -> None:
@@ -36,7 +47,8 @@ def main() -> None:
         if not python.exists():
             print(f"creating {PEERS_ENV} with {', '.join(PEERS)} and jobqueue ...", file=sys.stderr)
             venv.create(PEERS_ENV, with_pip=True)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS, "-e", str(ROOT)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS], check=True)
+        _install_jobqueue(python)
         os.execv(str(python), [str(python), "-m", "bench.compare", *sys.argv[1:]])
     from bench.compare.run import run
 
