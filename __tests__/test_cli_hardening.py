@@ -12,6 +12,7 @@ import pytest
 
 from __tests__.test_cli import ROOT, run_cli
 from main.cli import main
+from main.db import schema
 from main.services.job_queue import JobQueue, reset_job_queue
 
 
@@ -141,18 +142,20 @@ def test_worker_start_up_errors_are_one_line(tmp_path: Path) -> None:
 
 def test_the_db_commands_migrate_and_a_worker_on_old_tables_says_what_to_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    assert "base (head 0004): no jobqueue tables yet" in run_cli(url, "db", "current").stdout
-    assert run_cli(url, "db", "upgrade", "0003").stdout.strip() == "upgraded the jobqueue tables: base -> 0003"
+    head, previous = schema.head(), schema.revisions()[-2]
+    assert f"base (head {head}): no jobqueue tables yet" in run_cli(url, "db", "current").stdout
+    assert run_cli(url, "db", "upgrade", previous).stdout.strip() == f"upgraded the jobqueue tables: base -> {previous}"
     old = run_cli(url, "worker", "--burst")
-    assert_one_error_line(old.returncode, old.stderr, "at revision 0003, older than this jobqueue (0004): run "
-                                                      "`jobqueue db upgrade`")
-    assert json.loads(run_cli(url, "db", "upgrade", "--json").stdout) == {"before": "0003", "after": "0004",
-                                                                          "head": "0004"}
-    assert "0004 (head 0004): up to date" in run_cli(url, "db", "current").stdout
+    assert_one_error_line(old.returncode, old.stderr, f"at revision {previous}, older than this jobqueue ({head}): "
+                                                      "run `jobqueue db upgrade`")
+    assert json.loads(run_cli(url, "db", "upgrade", "--json").stdout) == {"before": previous, "after": head,
+                                                                          "head": head}
+    assert f"{head} (head {head}): up to date" in run_cli(url, "db", "current").stdout
     assert run_cli(url, "enqueue", "NoopJob").returncode == 0
     refused = run_cli(url, "db", "downgrade", "base")
     assert_one_error_line(refused.returncode, refused.stderr, "drops the jobqueue tables with every job in them")
-    assert run_cli(url, "db", "downgrade", "0003").stdout.strip() == "downgraded the jobqueue tables: 0004 -> 0003"
+    downgraded = run_cli(url, "db", "downgrade", previous).stdout.strip()
+    assert downgraded == f"downgraded the jobqueue tables: {head} -> {previous}"
 
 
 def test_burst_on_a_read_only_database_stops_with_one_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from main.base.jobs.continuation import checkpoint_summary
 from main.db.entities import Job, WorkerRow
-from main.services.job_queue import QueueStatus
+from main.services.job_queue import QueueInfo, QueueStatus
 
 console = Console()
 error_console = Console(stderr=True)
@@ -33,6 +33,17 @@ def describe_progress(job: Job) -> str:
     total = "?" if summary["total"] is None else summary["total"]
     return (f"{summary['step']} {summary['done']}/{total} (cursor {json.dumps(summary['cursor'])}), "
             f"resumed {summary['resumptions']}x")
+
+
+def print_queues(queues: Sequence[QueueInfo], as_json: bool) -> None:
+    if as_json:
+        print_json([{"name": q.name, "paused": q.paused, "paused_at": q.paused_at, "counts": q.counts} for q in queues])
+        return
+    table = Table("queue", "state", *(status for status in queues[0].counts) if queues else ())
+    for q in queues:
+        state = f"paused since {q.paused_at:%Y-%m-%d %H:%M:%S}" if q.paused_at else "active"
+        table.add_row(q.name, state, *(str(n) for n in q.counts.values()))
+    console.print(table if queues else "no queues yet: none has jobs or is paused")
 
 
 def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:

@@ -28,7 +28,7 @@ from main.errors import SchemaMigrationNeededError, SchemaVersionError
 
 VERSION_TABLE = "jobqueue_alembic_version"
 _LEGACY_TABLE = "jobqueue_schema"  # releases before Alembic: one row, the schema version
-_MODEL_TABLES = [entities.Job.__table__, entities.WorkerRow.__table__]  # type: ignore[attr-defined]
+_MODEL_TABLES = [entities.Job.__table__, entities.WorkerRow.__table__, entities.QueueRow.__table__]  # type: ignore[attr-defined]
 
 
 def model_table(name: str | None) -> bool:
@@ -98,8 +98,6 @@ def _ensure_schema(database: Database) -> None:
         if found.fresh:  # Alembic's recipe: the tables as the models define them, stamped with the head revision
             SQLModel.metadata.create_all(connection, tables=_MODEL_TABLES)
             _alembic(connection, "stamp", head())
-        elif found.legacy_version is not None and _legacy_revision(found.legacy_version) == head():
-            _adopt_legacy(connection, found.legacy_version)  # the same tables: only the bookkeeping changes
         elif found.revision != head():
             raise _mismatch(database, found)
 
@@ -156,13 +154,9 @@ def _alembic(connection: Connection, verb: str, revision: str) -> None:
         ) from None
 
 
-def _legacy_revision(version: int) -> str:
-    """A database of the releases before Alembic: its version N is revision 000N."""
-    return f"{version:04d}"
-
-
 def _adopt_legacy(connection: Connection, version: int) -> str:
-    revision = _legacy_revision(version)
+    """A database of the releases before Alembic: its version N is revision 000N."""
+    revision = f"{version:04d}"
     if revision not in revisions():
         raise SchemaVersionError(f"the jobqueue tables are at legacy version {version}, which this jobqueue does "
                                  "not know; upgrade jobqueue")

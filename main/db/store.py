@@ -21,13 +21,15 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    insert,
     literal_column,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from main.db.engine import Database
-from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, WorkerRow
+from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, WorkerRow
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
@@ -38,10 +40,13 @@ from main.errors import InvalidJobStateError, JobNotFoundError, JobRequestError
 # people (get, list) use the ORM entity.
 jobs_table = Job.__table__
 workers_table = WorkerRow.__table__
+queues_table = QueueRow.__table__
 # The states the partial indexes are made for, written literally: a bound parameter would hide from the
 # planners that a query only wants pending (or running) rows, and they would not use the index.
 PENDING = jobs_table.c.status == literal_column(f"'{JobStatus.PENDING.value}'")
 RUNNING = jobs_table.c.status == literal_column(f"'{JobStatus.RUNNING.value}'")
+# The queues no worker claims from: a few rows at most, read inside the claim and the heartbeat.
+PAUSED_QUEUES = select(queues_table.c.name).where(queues_table.c.paused_at.is_not(None))
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Heartbeat:
 
     cancel_requested: frozenset[int]
     lost: frozenset[int]  # no longer ours: the lease expired and the job was recovered elsewhere
+    paused: frozenset[int] = frozenset()  # in a queue that was paused: resumable ones stop at their next item
 
 
 @dataclass(frozen=True)
@@ -112,10 +118,11 @@ class JobStore:
         """Renew the lease of this worker's running jobs; report cancel requests and lost jobs."""
         with self._connection() as connection:
             rows = connection.execute(_RENEW, {"ids": list(job_ids), "w_id": worker_id, "lease_until": lease_until})
-            renewed: dict[int, bool] = dict(rows.all())  # type: ignore[arg-type]
+            renewed = {job_id: (cancel, paused) for job_id, cancel, paused in rows}
         return Heartbeat(
-            cancel_requested=frozenset(job_id for job_id, wanted in renewed.items() if wanted),
+            cancel_requested=frozenset(job_id for job_id, (cancel, _) in renewed.items() if cancel),
             lost=frozenset(job_ids).difference(renewed),
+            paused=frozenset(job_id for job_id, (_, paused) in renewed.items() if paused),
         )
 
     def record(self, worker_id: str, decisions: Sequence[Decision], now: datetime) -> set[int]:
@@ -224,6 +231,36 @@ class JobStore:
         with self._transaction() as session:
             return session.execute(delete(jobs_table).where(jobs_table.c.type.in_(job_types))).rowcount  # type: ignore[attr-defined]
 
+    # -- queues ----------------------------------------------------------------------------------------
+
+    def pause_queue(self, name: str, now: datetime) -> None:
+        """Stop every worker from claiming jobs of queue `name` (it need not have any yet); already paused: kept
+        as it was. Two processes pausing a new queue at once both succeed."""
+        try:
+            with self._connection() as connection:
+                paused = connection.execute(update(queues_table).where(queues_table.c.name == name)
+                                            .values(paused_at=func.coalesce(queues_table.c.paused_at, now)))
+                if paused.rowcount == 0:  # type: ignore[attr-defined]
+                    connection.execute(insert(queues_table).values(name=name, paused_at=now))
+        except IntegrityError:  # the other process inserted it first: paused all the same
+            self.pause_queue(name, now)
+
+    def resume_queue(self, name: str) -> bool:
+        """Let workers claim from queue `name` again (and wake them). False if it was not paused."""
+        with self._connection() as connection:
+            resumed = connection.execute(update(queues_table).where(queues_table.c.name == name,
+                                                                   queues_table.c.paused_at.is_not(None))
+                                         .values(paused_at=None)).rowcount  # type: ignore[attr-defined]
+            if resumed:
+                self.database.dialect.announce_new_jobs(connection)
+        return bool(resumed)
+
+    def paused_queues(self) -> dict[str, datetime]:
+        """Paused queues, each with when it was paused."""
+        with self._read() as session:
+            rows = session.exec(select(QueueRow).where(col(QueueRow.paused_at).is_not(None))).all()
+        return {row.name: row.paused_at for row in rows if row.paused_at is not None}
+
     # -- workers ---------------------------------------------------------------------------------------
 
     def register_worker(self, worker: WorkerRow) -> None:
@@ -320,6 +357,7 @@ def _claim_statement(some_queues: bool, one_job: bool) -> Update:
             due = due.where(jobs_table.c.queue.in_(bindparam("queues", expanding=True)))
         if one_job:
             due = due.where(jobs_table.c.id == bindparam("job_id"))
+        due = due.where(jobs_table.c.queue.not_in(PAUSED_QUEUES))
         due = (
             due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
             .limit(bindparam("limit"))
@@ -343,7 +381,7 @@ _RENEW = (
     update(jobs_table)
     .where(jobs_table.c.id.in_(bindparam("ids", expanding=True)), *_OWNED)
     .values(lease_expires_at=bindparam("lease_until"))
-    .returning(jobs_table.c.id, jobs_table.c.cancel_requested)
+    .returning(jobs_table.c.id, jobs_table.c.cancel_requested, jobs_table.c.queue.in_(PAUSED_QUEUES))
 )
 
 

@@ -72,6 +72,19 @@ class QueueStatus:
         return {job.id: summary for job in self.running if job.id and (summary := checkpoint_summary(job.checkpoint))}
 
 
+@dataclass(frozen=True)
+class QueueInfo:
+    """A queue as `jobqueue queues` shows it: its jobs by status, and whether (since when) it is paused."""
+
+    name: str
+    paused_at: datetime | None
+    counts: dict[str, int]
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+
 class JobQueue:
     def __init__(
         self,
@@ -314,6 +327,37 @@ class JobQueue:
         retention = timedelta(seconds=self.settings.retention) if older_than is None else older_than
         return self.store.cleanup(self.now() - retention)
 
+    async def pause_queue(self, name: str) -> None:
+        await anyio.to_thread.run_sync(self.pause_queue_sync, name)
+
+    def pause_queue_sync(self, name: str) -> None:
+        """No worker claims jobs of queue `name` until it is resumed (each notices within its poll interval);
+        resumable jobs running in it checkpoint at their next item and go back to pending; others finish."""
+        self.store.pause_queue(_checked_queue("pause", name), self.now())
+        self.log.info("queue_paused", queue=name)
+
+    async def resume_queue(self, name: str) -> bool:
+        resumed = await anyio.to_thread.run_sync(self.resume_queue_sync, name)
+        self.waker.wake()
+        return resumed
+
+    def resume_queue_sync(self, name: str) -> bool:
+        """Let workers claim from queue `name` again. False if it was not paused."""
+        resumed = self.store.resume_queue(_checked_queue("resume", name))
+        self.log.info("queue_resumed", queue=name, was_paused=resumed)
+        return resumed
+
+    async def list_queues(self) -> list[QueueInfo]:
+        return await anyio.to_thread.run_sync(self.list_queues_sync)
+
+    def list_queues_sync(self) -> list[QueueInfo]:
+        """Every queue that has jobs or is paused, by name, with its jobs by status."""
+        paused = self.store.paused_queues()
+        counts: defaultdict[str, dict[str, int]] = defaultdict(lambda: {status.value: 0 for status in JobStatus})
+        for status, queue, n in self.store.counts():
+            counts[queue][status.value] = n
+        return [QueueInfo(name, paused.get(name), counts[name]) for name in sorted({*counts, *paused})]
+
     async def get_job(self, job_id: int) -> Job:
         return await anyio.to_thread.run_sync(self.store.get, job_id)
 
@@ -367,6 +411,12 @@ class JobQueue:
     def close(self) -> None:
         """Release database connections."""
         self.database.dispose()
+
+
+def _checked_queue(verb: str, name: object) -> str:
+    if problem := queue_problem("the queue name", name):
+        raise JobRequestError(f"cannot {verb} queue {name!r:.80}: {problem}")
+    return name  # type: ignore[return-value]
 
 
 def _is_async(session: object) -> TypeGuard["AsyncSession | AsyncConnection"]:

@@ -72,6 +72,8 @@ class Heartbeat:
                 for job_id in job_ids:
                     if job_id in running:  # an outcome already written counts as "lost": nothing to stop
                         running[job_id].stop(reason)
+            for job_id in beat.paused.intersection(running):  # resumable ones stop at their next item; others run on
+                running[job_id].signal.request(f"queue {running[job_id].job.queue!r} paused")
 
     # -- the heartbeat thread ----------------------------------------------------------------------------
 
@@ -103,7 +105,7 @@ class Heartbeat:
             return
         lease_until = self.clock.now() + timedelta(seconds=self.lease_seconds)
         beat = self._beating(self.store.heartbeat, self.worker_id, job_ids, lease_until)
-        if beat is not None and (beat.cancel_requested or beat.lost):
+        if beat is not None and (beat.cancel_requested or beat.lost or beat.paused):
             self._learned.put((running, beat))
 
     def _beat_row(self) -> None:
