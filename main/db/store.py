@@ -71,6 +71,31 @@ class Recovered:
         return self.requeued + self.failed + self.cancelled
 
 
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a bulk operation acts on: any of these statuses, types and queues (empty: any)."""
+
+    statuses: tuple[JobStatus, ...]
+    types: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+    def only(self, *allowed: JobStatus, verb: str) -> None:
+        """Refuse statuses the operation cannot act on, naming those it can."""
+        if not self.statuses:
+            raise JobRequestError(f"say which jobs to {verb}: --status {' or '.join(s.value for s in allowed)}")
+        if wrong := [status.value for status in self.statuses if status not in allowed]:
+            raise InvalidJobStateError(f"cannot {verb} {', '.join(wrong)} jobs; only "
+                                       f"{' or '.join(s.value for s in allowed)} ones")
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found = [jobs_table.c.status.in_([status.value for status in self.statuses])]
+        if self.types:
+            found.append(jobs_table.c.type.in_(self.types))
+        if self.queues:
+            found.append(jobs_table.c.queue.in_(self.queues))
+        return found
+
+
 class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -217,6 +242,35 @@ class JobStore:
             job.cancel_requested = False
             session.flush()
             self.database.dialect.announce_new_jobs(session.connection())
+
+    def count_matching(self, which: JobFilter) -> int:
+        with self._read() as session:
+            return session.exec(select(func.count()).select_from(Job).where(*which.conditions())).one()
+
+    def retry_matching(self, which: JobFilter, now: datetime) -> int:
+        """`retry_now` for every failed or cancelled job `which` selects, in one statement. Returns how many."""
+        which.only(JobStatus.FAILED, JobStatus.CANCELLED, verb="retry")
+        stmt = update(jobs_table).where(*which.conditions()).values(
+            status=JobStatus.PENDING, attempts=0, run_at=now, updated_at=now, finished_at=None, worker_id=None,
+            lease_expires_at=None, cancel_requested=False)
+        with self._connection() as connection:
+            retried: int = connection.execute(stmt).rowcount  # type: ignore[attr-defined]
+            if retried:
+                self.database.dialect.announce_new_jobs(connection)
+        return retried
+
+    def cancel_matching(self, which: JobFilter, now: datetime) -> tuple[int, int]:
+        """`request_cancel` for every pending or running job `which` selects, in one transaction. Returns (how many
+        were cancelled, how many running ones were asked to stop)."""
+        which.only(JobStatus.PENDING, JobStatus.RUNNING, verb="cancel")
+        pending = (*which.conditions(), PENDING)
+        running = (*which.conditions(), RUNNING, jobs_table.c.cancel_requested.is_(False))
+        with self._connection() as connection:
+            cancelled = connection.execute(update(jobs_table).where(*pending).values(
+                status=JobStatus.CANCELLED, finished_at=now, updated_at=now)).rowcount  # type: ignore[attr-defined]
+            asked = connection.execute(update(jobs_table).where(*running).values(
+                cancel_requested=True, updated_at=now)).rowcount  # type: ignore[attr-defined]
+        return cancelled, asked
 
     def cleanup(self, finished_before: datetime) -> int:
         """Delete finished (completed, failed, cancelled) jobs older than the cut-off. Returns how many."""

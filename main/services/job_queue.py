@@ -35,7 +35,7 @@ from main.clock import Clock, ServerClock, SystemClock
 from main.db.engine import Database
 from main.db.entities import Job, JobStatus, WorkerRow
 from main.db.rows import NewJob
-from main.db.store import JobStore
+from main.db.store import JobFilter, JobStore
 from main.errors import (
     JobQueueError,
     JobRegistrationError,
@@ -317,6 +317,22 @@ class JobQueue:
     def retry_job_sync(self, job_id: int) -> None:
         """Put a failed or cancelled job back to pending with a fresh retry budget."""
         self.store.retry_now(job_id, self.now())
+
+    def retry_jobs_sync(self, which: JobFilter) -> int:
+        """Every failed or cancelled job `which` selects back to pending with a fresh retry budget (one
+        statement; workers are woken). Returns how many."""
+        retried = self.store.retry_matching(which, self.now())
+        self.log.info("jobs_retried", count=retried, statuses=[s.value for s in which.statuses],
+                      types=list(which.types), queues=list(which.queues))
+        return retried
+
+    def cancel_jobs_sync(self, which: JobFilter) -> tuple[int, int]:
+        """Cancel every pending job `which` selects and ask the running ones to stop (their workers do within a
+        heartbeat interval). Returns (cancelled, asked to stop)."""
+        cancelled, asked = self.store.cancel_matching(which, self.now())
+        self.log.info("jobs_cancelled", cancelled=cancelled, asked_to_stop=asked,
+                      statuses=[s.value for s in which.statuses], types=list(which.types), queues=list(which.queues))
+        return cancelled, asked
 
     async def cleanup(self, older_than: timedelta | None = None) -> int:
         return await anyio.to_thread.run_sync(self.cleanup_sync, older_than)
