@@ -165,7 +165,8 @@ class JobQueue:
         """`enqueue_many` for sync code: blocks until committed. With `session` (a SQLAlchemy Session or
         Connection on the queue's database), the jobs are written in its transaction instead: they exist if and
         only if it commits, and workers hear of them (NOTIFY, the WAL file) only then."""
-        self.now()
+        if self._clock_is_stale():
+            self.sync_clock()
         rows = self._prepare(requests)
         if session is not None:
             return self._enqueue_joining(session, rows)
