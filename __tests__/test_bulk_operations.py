@@ -48,6 +48,7 @@ async def test_cancel_by_filter_cancels_pending_jobs_and_asks_running_ones_to_st
     assert statuses(queue, other) == [JobStatus.PENDING]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the store's part runs on both above
 def test_the_cli_counts_asks_and_acts(queue: JobQueue, database_url: str) -> None:
     ids = NoopJob.perform_bulk_sync([{"n": n} for n in range(5)])
     unasked = run_cli(database_url, "jobs", "cancel", "--status", "pending")  # no terminal to ask on

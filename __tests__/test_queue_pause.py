@@ -65,6 +65,8 @@ async def test_resumable_jobs_running_in_a_paused_queue_checkpoint_and_wait(make
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # a fleet's case; the claim is one on both
 def test_pausing_from_the_cli_stops_a_worker_process_within_a_poll_interval(
     queue: JobQueue, start_worker, database_url: str, tmp_path: Path,
 ) -> None:

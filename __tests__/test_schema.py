@@ -59,6 +59,12 @@ def sqlite_ddl(database: Database) -> dict[str, str]:
         return {name: " ".join(sql.split()) for name, sql in rows if sql}
 
 
+def test_the_revision_the_code_expects_is_the_head_of_the_migrations() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert schema.head() == ScriptDirectory.from_config(schema._config()).get_current_head() == schema.revisions()[-1]
+
+
 def test_a_fresh_database_gets_the_tables_once_at_the_head_revision(database: Database) -> None:
     assert schema.current(database).fresh
     schema.ensure_schema(database)
