@@ -13,7 +13,7 @@ context.configure(
     target_metadata=SQLModel.metadata,
     version_table=VERSION_TABLE,
     render_as_batch=True,  # SQLite cannot ALTER most things: batch mode copies the table instead
-    # `alembic revision --autogenerate` compares the jobqueue tables only, not the demo's or an application's:
+    # A comparison with the models (autogenerate, the schema test) sees the jobqueue tables only:
     include_object=lambda _object, name, kind, _reflected, _compare_to: kind != "table" or model_table(name),
 )
 assert entities  # the tables are defined (and in the metadata) once their module is imported
