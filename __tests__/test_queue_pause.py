@@ -17,6 +17,7 @@ from __tests__.test_continuation import logged
 from __tests__.test_worker import eventually, running, status_of
 from main.base.jobs import JobRequest
 from main.base.jobs.continuation import checkpoint_summary
+from main.cli.output import status_as_dict
 from main.db.entities import JobStatus
 from main.demo.seed import create_tables
 from main.errors import JobRequestError
@@ -34,10 +35,13 @@ async def test_a_paused_queue_is_not_claimed_and_resuming_runs_it(queue: JobQueu
     assert (status_of(queue, paused), status_of(queue, other)) == (JobStatus.PENDING, JobStatus.COMPLETED)
     [reports] = [q for q in await queue.list_queues() if q.name == "reports"]
     assert reports.paused and reports.counts["pending"] == 1
+    status = await queue.get_status()
+    assert list(status.paused_queues) == ["reports"]
+    assert status_as_dict(status)["paused_queues"] == {"reports": reports.paused_at.isoformat()}  # type: ignore[union-attr]
     await queue.resume_queue("reports")
     await queue.run(burst=True)
     assert status_of(queue, paused) == JobStatus.COMPLETED
-    assert not any(q.paused for q in await queue.list_queues())
+    assert not any(q.paused for q in await queue.list_queues()) and not (await queue.get_status()).paused_queues
 
 
 async def test_a_queue_can_be_paused_before_it_has_jobs_and_bad_names_are_refused(queue: JobQueue) -> None:

@@ -93,6 +93,7 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
         "registered_types": status.registered_types,
         "counts_by_status": status.counts_by_status,
         "counts_by_queue": status.counts_by_queue,
+        "paused_queues": {name: since.isoformat() for name, since in status.paused_queues.items()},
         "workers": [worker_as_dict(worker, running) for worker, running in status.workers],
         "running": [
             {"id": job.id, "type": job.type, "attempt": job.attempts, "worker_id": job.worker_id,
@@ -131,7 +132,8 @@ def print_status(status: QueueStatus, as_json: bool) -> None:
     for name in statuses:
         table.add_column(name, justify="right")
     for queue, counts in sorted(status.counts_by_queue.items()):
-        table.add_row(queue, *(str(counts.get(name, 0)) for name in statuses))
+        shown = f"{queue} (paused)" if queue in status.paused_queues else queue
+        table.add_row(shown, *(str(counts.get(name, 0)) for name in statuses))
     table.add_row("all", *(str(status.counts_by_status[name]) for name in statuses), style="bold")
     console.print(table)
     if status.running:

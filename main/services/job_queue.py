@@ -65,6 +65,7 @@ class QueueStatus:
     counts_by_queue: dict[str, dict[str, int]]
     running: list[Job] = field(default_factory=list)
     workers: list[tuple[WorkerRow, int]] = field(default_factory=list)  # live workers, each with its running jobs
+    paused_queues: dict[str, datetime] = field(default_factory=dict)  # no worker claims from these, since when
 
     @property
     def progress(self) -> dict[int, dict[str, Any]]:
@@ -396,6 +397,7 @@ class JobQueue:
             counts_by_queue=dict(by_queue),
             running=self.store.list_jobs([JobStatus.RUNNING], limit=1000),
             workers=self.get_workers_sync(),
+            paused_queues=self.store.paused_queues(),
         )
 
     def get_workers_sync(self) -> list[tuple[WorkerRow, int]]:
