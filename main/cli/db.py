@@ -1,5 +1,7 @@
 """`jobqueue db ...`: the jobqueue tables' schema (Alembic revisions in a version table of their own)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -18,10 +20,15 @@ app.add_typer(db_app, name="db")
 Revision = Annotated[str, typer.Argument(metavar="REV", help="A revision (see `jobqueue db current`), head or base")]
 
 
-def _database() -> Database:
+@contextmanager
+def _database() -> Iterator[Database]:
     settings = Settings.load()
     configure_logging(settings.log_format, settings.log_level)
-    return Database(settings.database_url, settings.pool_size)
+    database = Database(settings.database_url, settings.pool_size, settings.transaction_pooler)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 def _report(verb: str, before: str | None, after: str | None, as_json: bool) -> None:
@@ -37,11 +44,8 @@ def _report(verb: str, before: str | None, after: str | None, as_json: bool) -> 
 def upgrade(revision: Annotated[str, typer.Argument(metavar="[REV]", help="Target revision")] = "head",
             as_json: AsJson = False) -> None:
     """Migrate the jobqueue tables to REV (default: this jobqueue's head). Safe to run on every deploy."""
-    database = _database()
-    try:
+    with _database() as database:
         _report("upgrade", *schema.upgrade(database, revision), as_json)
-    finally:
-        database.dispose()
 
 
 @db_app.command("downgrade")
@@ -54,21 +58,15 @@ def downgrade(
     if revision == "base" and not yes:
         raise JobRequestError("downgrading to base drops the jobqueue tables with every job in them; add --yes if "
                               "that is what you want")
-    database = _database()
-    try:
+    with _database() as database:
         _report("downgrade", *schema.downgrade(database, revision), as_json)
-    finally:
-        database.dispose()
 
 
 @db_app.command("current")
 def current(as_json: AsJson = False) -> None:
     """The revision of the jobqueue tables, and whether this jobqueue can run on them."""
-    database = _database()
-    try:
+    with _database() as database:
         found = schema.current(database)
-    finally:
-        database.dispose()
     head = schema.head()
     if found.legacy_version is not None:
         verdict = "from a release before Alembic: run `jobqueue db upgrade`"
