@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
     func,
     insert,
     literal_column,
@@ -411,7 +412,7 @@ def _claim_statement(some_queues: bool, one_job: bool) -> Update:
             due = due.where(jobs_table.c.queue.in_(bindparam("queues", expanding=True)))
         if one_job:
             due = due.where(jobs_table.c.id == bindparam("job_id"))
-        due = due.where(jobs_table.c.queue.not_in(PAUSED_QUEUES))
+        due = due.where(~exists(PAUSED_QUEUES.where(queues_table.c.name == jobs_table.c.queue)))
         due = (
             due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
             .limit(bindparam("limit"))
