@@ -102,7 +102,7 @@ def test_upgrading_from_the_previous_revision_keeps_the_jobs(database: Database)
     assert schema.upgrade(database) == (previous, schema.head())
     schema.ensure_schema(database)
     assert JobStore(database).get(job_id).payload == {"n": 1}
-    assert "jobqueue_queues" in tables(database)
+    assert "jobqueue_schedules" in tables(database)
 
 
 def test_downgrading_one_revision_and_back_keeps_the_jobs(database: Database) -> None:
@@ -110,7 +110,7 @@ def test_downgrading_one_revision_and_back_keeps_the_jobs(database: Database) ->
     job_id = enqueue_one(database)
     previous = schema.revisions()[-2]
     assert schema.downgrade(database, previous) == (schema.head(), previous)
-    assert "jobqueue_queues" not in tables(database)
+    assert "jobqueue_schedules" not in tables(database)
     schema.upgrade(database)
     assert JobStore(database).get(job_id).status.value == "pending"
 

@@ -75,10 +75,10 @@ def test_a_session_on_another_database_is_refused(queue: JobQueue, tmp_path) -> 
 def test_notify_fires_on_commit_only(queue: JobQueue, app_engine, database_url: str) -> None:
     import psycopg
 
-    from main.db.dialects.postgres import CHANNEL
+    from main.db.dialects import Channel
 
     with psycopg.connect(database_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {CHANNEL}")
+        listener.execute(f"LISTEN {Channel.NEW_JOBS.value}")
         with pytest.raises(RuntimeError), Session(app_engine) as session, session.begin():
             queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})], session=session)
             raise RuntimeError("rolled back")
@@ -86,7 +86,7 @@ def test_notify_fires_on_commit_only(queue: JobQueue, app_engine, database_url: 
         with Session(app_engine) as session, session.begin():
             queue.enqueue_many_sync([JobRequest(NoopJob, {"n": 2})], session=session)
             assert list(listener.notifies(timeout=0.3)) == []  # not before the commit
-        assert [note.channel for note in listener.notifies(timeout=2, stop_after=1)] == [CHANNEL]
+        assert [note.channel for note in listener.notifies(timeout=2, stop_after=1)] == [Channel.NEW_JOBS.value]
 
 
 @pytest.fixture

@@ -55,6 +55,37 @@ class JobTimeoutError(JobQueueError):
     """A job ran longer than its timeout and was cancelled."""
 
 
+class ResultError(JobQueueError):
+    """What `perform` returned cannot be stored as the job's result (not JSON, or not its declared result model).
+    The job fails without a retry: its work is done, running it again would repeat it."""
+
+
+class JobFailedError(JobQueueError):
+    """`queue.result()` of a job that failed: the message is its stored error."""
+
+    def __init__(self, job_id: int, error: str | None) -> None:
+        super().__init__(f"job {job_id} failed: {error or 'no error was recorded'}")
+        self.job_id, self.error = job_id, error
+
+
+class JobCancelledError(JobQueueError):
+    """`queue.result()` of a job that was cancelled: it has no result and never will."""
+
+
+class ResultTimeoutError(JobQueueError, TimeoutError):
+    """`queue.result(timeout=...)` gave up: the job had not finished. It goes on; ask again later."""
+
+
+class DuplicateJobError(JobQueueError):
+    """An enqueue of a unique job (`Unique(on_duplicate="raise")`) found one with the same key: nothing was
+    written. `existing_id` is that job's id."""
+
+    def __init__(self, job_type: str, unique_key: str, existing_id: int) -> None:
+        super().__init__(f"job {job_type!r} with unique key {unique_key!r} exists already (job {existing_id}); "
+                         "nothing was enqueued")
+        self.job_type, self.unique_key, self.existing_id = job_type, unique_key, existing_id
+
+
 class UnknownJobTypeError(JobQueueError):
     """A stored job names a type this worker has not registered."""
 

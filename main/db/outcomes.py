@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -21,6 +22,7 @@ class Decision:
     run_at: datetime | None = None  # RETRY
     error: str | None = None  # RETRY, FAIL
     traceback: str | None = None
+    result: Any = None  # COMPLETE: what perform returned, as JSON-ready values (None: nothing to store)
 
     def wakes_workers(self, now: datetime) -> bool:
         """Whether writing this makes a job due now, so idle workers elsewhere should look."""

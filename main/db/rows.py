@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from main.errors import DuplicateJobError
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
@@ -21,6 +23,22 @@ class NewJob:
     priority: int
     max_retries: int
     run_at: datetime
+    unique_key: str | None = None  # another job of this type holding the key (see UniqueScope) makes this a no-op
+    unique_scope: str | None = None
+    raise_on_duplicate: bool = False  # DuplicateJobError instead of the holder's id
+
+
+# The job that holds a unique key, as the partial unique indexes see it ({p}: the driver's placeholder).
+UNIQUE_HOLDER = ("SELECT id FROM jobs WHERE type = {p} AND unique_key = {p} AND unique_scope = {p} "
+                 "AND (unique_scope = 'period' OR status IN ('pending', 'running'))")
+
+
+def refuse_duplicates(jobs: Sequence[NewJob], ids: Sequence[int], created: Sequence[bool]) -> None:
+    """Inside the enqueue's transaction, after the insert: raise DuplicateJobError (and so write nothing) for the
+    first job that was not created because its key was taken and that asked for an error instead of the id."""
+    for job, job_id, new in zip(jobs, ids, created, strict=True):
+        if not new and job.raise_on_duplicate:
+            raise DuplicateJobError(job.type, job.unique_key or "", job_id)
 
 
 @dataclass(frozen=True, slots=True)

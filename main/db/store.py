@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from main.db.dialects import Channel
 from main.db.engine import Database
 from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, WorkerRow
 from main.db.outcomes import Decision, Kind
@@ -160,6 +161,10 @@ class JobStore:
             by_kind.setdefault(decision.kind, []).append(decision.job_id)
         written: set[int] = set()
         with self._connection() as connection:
+            results = [{"job_id": d.job_id, "w_id": worker_id, "value": d.result} for d in decisions
+                       if d.kind is Kind.COMPLETE and d.result is not None]
+            if results:  # before the batch's COMPLETE, while the rows are still this worker's
+                connection.execute(_SET_RESULT, results)
             for kind, job_ids in by_kind.items():
                 if kind in _FINISH_MANY:
                     written.update(connection.scalars(_FINISH_MANY[kind], {"ids": job_ids, "w_id": worker_id,
@@ -171,7 +176,9 @@ class JobStore:
                     if connection.execute(_FINISH_ONE[decision.kind], params).rowcount == 1:  # type: ignore[attr-defined]
                         written.add(decision.job_id)
             if any(d.wakes_workers(now) and d.job_id in written for d in decisions):
-                self.database.dialect.announce_new_jobs(connection)
+                self.database.dialect.announce(connection, Channel.NEW_JOBS)
+            if any(d.kind in _ENDS and d.job_id in written for d in decisions):
+                self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
         return written
 
     def save_checkpoint(
@@ -212,7 +219,9 @@ class JobStore:
             )
             requeued = move(status=JobStatus.PENDING, run_at=now, last_error=lost)
             if requeued:
-                self.database.dialect.announce_new_jobs(connection)
+                self.database.dialect.announce(connection, Channel.NEW_JOBS)
+            if failed or cancelled:
+                self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
         return Recovered(requeued=requeued, failed=failed, cancelled=cancelled)
 
     # -- operations ------------------------------------------------------------------------------------
@@ -223,6 +232,7 @@ class JobStore:
             job = self._get_for_update(session, job_id)
             if job.status == JobStatus.PENDING:
                 job.status, job.finished_at = JobStatus.CANCELLED, now
+                self.database.dialect.announce(session.connection(), Channel.FINISHED_JOBS)
             elif job.status == JobStatus.RUNNING:
                 job.cancel_requested = True
             else:
@@ -242,7 +252,7 @@ class JobStore:
             job.finished_at = job.worker_id = job.lease_expires_at = None
             job.cancel_requested = False
             session.flush()
-            self.database.dialect.announce_new_jobs(session.connection())
+            self.database.dialect.announce(session.connection(), Channel.NEW_JOBS)
 
     def count_matching(self, which: JobFilter) -> int:
         with self._read() as session:
@@ -257,7 +267,7 @@ class JobStore:
         with self._connection() as connection:
             retried: int = connection.execute(stmt).rowcount  # type: ignore[attr-defined]
             if retried:
-                self.database.dialect.announce_new_jobs(connection)
+                self.database.dialect.announce(connection, Channel.NEW_JOBS)
         return retried
 
     def cancel_matching(self, which: JobFilter, now: datetime) -> tuple[int, int]:
@@ -271,6 +281,8 @@ class JobStore:
                 status=JobStatus.CANCELLED, finished_at=now, updated_at=now)).rowcount  # type: ignore[attr-defined]
             asked = connection.execute(update(jobs_table).where(*running).values(
                 cancel_requested=True, updated_at=now)).rowcount  # type: ignore[attr-defined]
+            if cancelled:
+                self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
         return cancelled, asked
 
     def cleanup(self, finished_before: datetime) -> int:
@@ -307,7 +319,7 @@ class JobStore:
                                                                    queues_table.c.paused_at.is_not(None))
                                          .values(paused_at=None)).rowcount  # type: ignore[attr-defined]
             if resumed:
-                self.database.dialect.announce_new_jobs(connection)
+                self.database.dialect.announce(connection, Channel.NEW_JOBS)
         return bool(resumed)
 
     def paused_queues(self) -> dict[str, datetime]:
@@ -466,6 +478,10 @@ _FINISH_ONE: dict[Kind, Update] = {
     Kind.FAIL: _finish(_ONE, status=JobStatus.FAILED, finished_at=bindparam("now"), last_error=bindparam("error"),
                        last_traceback=bindparam("traceback")),
 }
+
+
+_SET_RESULT = update(jobs_table).where(_ONE, *_OWNED).values(result=bindparam("value", type_=jobs_table.c.result.type))
+_ENDS = frozenset({Kind.COMPLETE, Kind.FAIL, Kind.CANCEL})  # what someone awaiting a result waits for
 
 
 def _checked_id(job_id: object) -> int:

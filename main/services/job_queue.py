@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
@@ -26,20 +27,24 @@ from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from main.base.jobs import BaseJob, JobRequest
-from main.base.jobs.base_job import AppTransaction, payload_document
+from main.base.jobs import BaseJob, JobRequest, Unique
+from main.base.jobs.base_job import AppTransaction, payload_document, refuse_on_event_loop, validate_payload
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.base.jobs.routing import integer_problem, queue_problem
 from main.clock import Clock, ServerClock, SystemClock
+from main.db.dialects import Channel
 from main.db.engine import Database
-from main.db.entities import Job, JobStatus, WorkerRow
+from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, WorkerRow
 from main.db.rows import NewJob
 from main.db.store import JobFilter, JobStore
 from main.errors import (
+    JobCancelledError,
+    JobFailedError,
     JobQueueError,
     JobRegistrationError,
     JobRequestError,
+    ResultTimeoutError,
     SchedulingError,
     SettingsError,
 )
@@ -214,9 +219,20 @@ class JobQueue:
             priority = options.priority if request.priority is None else request.priority
             if problem := queue_problem("queue", queue) or integer_problem("priority", priority):
                 raise JobRequestError(f"cannot enqueue job {options.name!r}: {problem}")
-            rows.append(NewJob(type=options.name, payload=payload_document(request.job_class, request.payload),
-                               queue=queue, priority=priority, max_retries=options.max_retries,
-                               run_at=_run_at(request, now)))
+            document = payload_document(request.job_class, request.payload)
+            unique = options.unique or (Unique() if request.unique_key is not None else None)
+            key = None
+            if unique is not None:
+                if request.unique_key is not None and (not isinstance(request.unique_key, str)
+                                                       or not request.unique_key.strip()):
+                    raise JobRequestError(f"cannot enqueue job {options.name!r}: unique_key must be a non-empty "
+                                          f"string, got {request.unique_key!r:.80}")
+                key = unique.key_for(validate_payload(request.job_class, request.payload), document, now,
+                                     request.unique_key)
+            rows.append(NewJob(type=options.name, payload=document, queue=queue, priority=priority,
+                               max_retries=options.max_retries, run_at=_run_at(request, now), unique_key=key,
+                               unique_scope=unique and unique.scope, raise_on_duplicate=bool(
+                                   unique and unique.on_duplicate == "raise")))
         return rows
 
     # -- the worker ------------------------------------------------------------------------------------
@@ -378,6 +394,43 @@ class JobQueue:
 
     async def get_job(self, job_id: int) -> Job:
         return await anyio.to_thread.run_sync(self.store.get, job_id)
+
+    async def result(self, job_id: int, *, timeout: float | None = None) -> Any:
+        """Wait for job `job_id` to end and return what its perform returned (an instance of its result model,
+        if it declares one; None if it returned nothing). A failed job raises JobFailedError with its stored
+        error, a cancelled one JobCancelledError; ResultTimeoutError after `timeout` seconds (the job goes on).
+        Woken by the database (NOTIFY on PostgreSQL, the WAL file on SQLite), else it looks every poll interval."""
+        finished = Waker()
+        finished.bind()
+        try:
+            with anyio.fail_after(timeout):
+                async with anyio.create_task_group() as listener:
+                    listener.start_soon(self.database.dialect.listen, Channel.FINISHED_JOBS, finished.wake)
+                    job = await self.get_job(job_id)
+                    while job.status not in TERMINAL_STATUSES:
+                        await finished.wait(self.settings.poll_interval)
+                        job = await self.get_job(job_id)
+                    listener.cancel_scope.cancel()
+        except TimeoutError:
+            raise ResultTimeoutError(f"job {job_id} did not finish within {timeout:g}s; it goes on (ask again "
+                                     "later)") from None
+        finally:
+            finished.unbind()
+        return self._result_of(job)
+
+    def result_sync(self, job_id: int, *, timeout: float | None = None) -> Any:
+        """`result` for sync code: blocks the calling thread."""
+        refuse_on_event_loop("result_sync", "await queue.result(...)")
+        return anyio.run(partial(self.result, job_id, timeout=timeout))
+
+    def _result_of(self, job: Job) -> Any:
+        if job.status == JobStatus.FAILED:
+            raise JobFailedError(job.id or 0, job.last_error)
+        if job.status == JobStatus.CANCELLED:
+            raise JobCancelledError(f"job {job.id} was cancelled: it has no result")
+        job_class = self._registry.get(job.type)
+        model = job_class._options().result if job_class else None
+        return model.model_validate(job.result) if model is not None and job.result is not None else job.result
 
     async def get_status(self) -> QueueStatus:
         return await anyio.to_thread.run_sync(self.get_status_sync)

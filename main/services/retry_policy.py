@@ -23,7 +23,7 @@ def decide(job: ClaimedJob, outcome: Outcome, backoff: Backoff | None, now: date
     """`backoff` is the job class's (None when the type is not registered: its run failed for good)."""
     match outcome:
         case Completed():
-            return Decision(job.id, Kind.COMPLETE)
+            return Decision(job.id, Kind.COMPLETE, result=outcome.result)
         case Failed(retryable=True) if backoff is not None and job.attempts <= job.max_retries:
             run_at = now + timedelta(seconds=backoff.delay(job.attempts))
             return Decision(job.id, Kind.RETRY, run_at, outcome.error, outcome.traceback)

@@ -12,11 +12,12 @@ import anyio
 from anyio import CapacityLimiter
 
 from main.base.jobs import BaseJob, JobContext, NonRetryableError, validate_payload
+from main.base.jobs.base_job import result_value
 from main.base.jobs.continuation.sinks import CheckpointSink
 from main.base.jobs.interrupts import SHUTDOWN, StopSignal
 from main.db.engine import Database
 from main.db.rows import ClaimedJob
-from main.errors import JobInterrupted, LeaseLostError, PayloadValidationError
+from main.errors import JobInterrupted, LeaseLostError, PayloadValidationError, ResultError
 
 
 class StopReason(StrEnum):
@@ -45,7 +46,7 @@ class RunningJob:
 
 @dataclass(frozen=True)
 class Completed:
-    pass
+    result: Any = None  # what perform returned, as the JSON value to store (None: nothing)
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,15 @@ async def run_job(
     outcome: Outcome | None = None
     with running.scope:
         try:
-            await job_class(context).invoke(payload)
-            outcome = Completed()
+            outcome = Completed(result_value(job_class, await job_class(context).invoke(payload)))
         except JobInterrupted as stop:
             outcome = Paused(stop.reason)
         except LeaseLostError:
             outcome = Interrupted(StopReason.LEASE_LOST)
         except NonRetryableError as exc:
             outcome = Failed(_describe(exc), traceback.format_exc(), retryable=False)
+        except ResultError as exc:  # the work is done: running it again would repeat it
+            outcome = Failed(str(exc), retryable=False)
         except anyio.get_cancelled_exc_class():
             raise  # this job's scope (cancel, timeout, lease lost, stop_now) or the worker's own
         except BaseException as exc:  # SystemExit, KeyboardInterrupt... raised by job code end the job, not the worker

@@ -20,6 +20,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from main.base.jobs.context import JobContext
 from main.base.jobs.decorators.job import JobOptions
@@ -28,6 +29,7 @@ from main.errors import (
     JobQueueError,
     JobTimeoutError,
     PayloadValidationError,
+    ResultError,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class JobRequest:
     delay: float | timedelta | None = None
     queue: str | None = None  # None = the job's @job(queue=...)
     priority: int | None = None  # None = the job's @job(priority=...)
+    unique_key: str | None = None  # None = the job's @job(unique=...) key, if it has one
 
 
 class BaseJob(ABC, Generic[P]):
@@ -73,25 +76,28 @@ class BaseJob(ABC, Generic[P]):
 
     @classmethod
     async def perform_later(cls, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                            priority: int | None = None, session: AppTransaction | None = None) -> int:
+                            priority: int | None = None, session: AppTransaction | None = None,
+                            unique_key: str | None = None) -> int:
         """Validate and enqueue to run as soon as a worker is free. Returns the job id. With `session`, the job
-        is written in that transaction and exists only if it commits."""
-        requests = [JobRequest(cls, payload, queue=queue, priority=priority)]
+        is written in that transaction and exists only if it commits. With `unique_key` (or @job(unique=...)),
+        an enqueue while a job of this type with that key is pending or running returns that job's id instead."""
+        requests = [JobRequest(cls, payload, queue=queue, priority=priority, unique_key=unique_key)]
         return (await _queue().enqueue_many(requests, session=session))[0]
 
     @classmethod
     async def perform_at(cls, when: datetime, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                         priority: int | None = None, session: AppTransaction | None = None) -> int:
+                         priority: int | None = None, session: AppTransaction | None = None,
+                         unique_key: str | None = None) -> int:
         """Enqueue to run at `when`, a timezone-aware datetime (naive ones are rejected)."""
-        requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]
+        requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority, unique_key=unique_key)]
         return (await _queue().enqueue_many(requests, session=session))[0]
 
     @classmethod
     async def perform_in(cls, delay: float | timedelta, payload: P | Mapping[str, Any], *,
                          queue: str | None = None, priority: int | None = None,
-                         session: AppTransaction | None = None) -> int:
+                         session: AppTransaction | None = None, unique_key: str | None = None) -> int:
         """Enqueue to run after `delay` (seconds or a timedelta)."""
-        requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]
+        requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority, unique_key=unique_key)]
         return (await _queue().enqueue_many(requests, session=session))[0]
 
     @classmethod
@@ -111,21 +117,23 @@ class BaseJob(ABC, Generic[P]):
 
     @classmethod
     def perform_later_sync(cls, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                           priority: int | None = None, session: AppTransaction | None = None) -> int:
-        requests = [JobRequest(cls, payload, queue=queue, priority=priority)]
+                           priority: int | None = None, session: AppTransaction | None = None,
+                           unique_key: str | None = None) -> int:
+        requests = [JobRequest(cls, payload, queue=queue, priority=priority, unique_key=unique_key)]
         return _queue_for_sync().enqueue_many_sync(requests, session=session)[0]
 
     @classmethod
     def perform_at_sync(cls, when: datetime, payload: P | Mapping[str, Any], *, queue: str | None = None,
-                        priority: int | None = None, session: AppTransaction | None = None) -> int:
-        requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority)]
+                        priority: int | None = None, session: AppTransaction | None = None,
+                        unique_key: str | None = None) -> int:
+        requests = [JobRequest(cls, payload, run_at=when, queue=queue, priority=priority, unique_key=unique_key)]
         return _queue_for_sync().enqueue_many_sync(requests, session=session)[0]
 
     @classmethod
     def perform_in_sync(cls, delay: float | timedelta, payload: P | Mapping[str, Any], *,
                         queue: str | None = None, priority: int | None = None,
-                        session: AppTransaction | None = None) -> int:
-        requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority)]
+                        session: AppTransaction | None = None, unique_key: str | None = None) -> int:
+        requests = [JobRequest(cls, payload, delay=delay, queue=queue, priority=priority, unique_key=unique_key)]
         return _queue_for_sync().enqueue_many_sync(requests, session=session)[0]
 
     @classmethod
@@ -136,7 +144,7 @@ class BaseJob(ABC, Generic[P]):
 
     @classmethod
     def perform_now_sync(cls, payload: P | Mapping[str, Any]) -> Any:
-        _refuse_on_event_loop("perform_now_sync", "perform_now")
+        refuse_on_event_loop("perform_now_sync", "perform_now")
         return anyio.run(cls.perform_now, payload)
 
     # -- running ---------------------------------------------------------------------------------------
@@ -255,6 +263,25 @@ def payload_document(job_class: type[BaseJob[Any]], payload: object) -> str:
         ) from None
 
 
+def result_value(job_class: type[BaseJob[Any]], value: object) -> Any:
+    """What `perform` returned, as the JSON value stored for `queue.result()`: validated by the job's result
+    model if it declares one; otherwise any value pydantic can turn into JSON (models, dataclasses, dates...).
+    ResultError for what cannot be stored; None stays None (no result)."""
+    options = job_class._options()
+    if value is None and options.result is None:
+        return None
+    try:
+        if options.result is not None:
+            value = options.result.model_validate(value.model_dump() if isinstance(value, BaseModel) else value)
+        stored = to_jsonable_python(value)
+        if _has_non_finite_number(stored):
+            raise ValueError("it holds NaN or an infinity, which JSON cannot represent")
+        return stored
+    except (ValidationError, PydanticSerializationError, ValueError, TypeError, RecursionError) as exc:
+        raise ResultError(f"job {options.name!r} returned {value!r:.80}, which cannot be stored as its result: "
+                          f"{' '.join(str(exc).split())[:300]}") from None
+
+
 def _has_non_finite_number(value: object) -> bool:
     pending = [value]
     while pending:
@@ -276,11 +303,12 @@ def _queue() -> "JobQueue":
 
 
 def _queue_for_sync() -> "JobQueue":
-    _refuse_on_event_loop("the *_sync enqueue methods", "the awaitable perform_later / perform_at")
+    refuse_on_event_loop("the *_sync enqueue methods", "the awaitable perform_later / perform_at")
     return _queue()
 
 
-def _refuse_on_event_loop(what: str, instead: str) -> None:
+def refuse_on_event_loop(what: str, instead: str) -> None:
+    """Raise JobQueueError if this thread runs an event loop, which a blocking call would stall."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

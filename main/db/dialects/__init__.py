@@ -9,6 +9,7 @@ to tell other processes that work has arrived.
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import URL, Connection, Engine, make_url
@@ -17,6 +18,13 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from main.db.rows import NewJob
 from main.errors import SettingsError
 from main.settings import mask_password
+
+
+class Channel(StrEnum):
+    """What a process announces to the others (a NOTIFY channel on PostgreSQL)."""
+
+    NEW_JOBS = "jobqueue_new_jobs"  # jobs became due: idle workers claim
+    FINISHED_JOBS = "jobqueue_finished_jobs"  # jobs reached an end: whoever awaits a result looks
 
 
 class Dialect(Protocol):
@@ -57,12 +65,13 @@ class Dialect(Protocol):
         announce them to workers elsewhere; returns the new ids in the order given."""
         ...
 
-    def announce_new_jobs(self, connection: Connection) -> None:
-        """Inside the enqueue transaction: wake workers in other processes once it commits."""
+    def announce(self, connection: Connection, channel: Channel) -> None:
+        """Inside a transaction: tell the processes listening on `channel` once it commits."""
         ...
 
-    async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
-        """Call `wake` whenever another process announces new jobs; returns at once if the engine cannot."""
+    async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever another process announces on `channel` (or may have: SQLite cannot tell
+        channels apart); returns at once if the engine cannot listen."""
         ...
 
     def server_time(self, engine: Engine) -> datetime | None:

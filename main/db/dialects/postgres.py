@@ -13,24 +13,36 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, 
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.base.jobs.backoff import outage_delay
-from main.db.rows import NewJob
+from main.db.dialects import Channel
+from main.db.rows import UNIQUE_HOLDER, NewJob, refuse_duplicates
 from main.db.types import naive_utc
+from main.errors import JobQueueError
 from main.log import get_logger
 
-CHANNEL = "jobqueue_new_jobs"
 PING_AFTER_IDLE = 1.0  # seconds a pooled connection may rest before it is checked on checkout
 
 # Every column a new job sets, with its SQL array type: the rows travel as one array per column.
 _COLUMNS = [("type", "varchar[]"), ("payload", "json[]"), ("queue", "varchar[]"), ("priority", "int[]"),
             ("max_retries", "int[]"), ("run_at", "timestamp[]")]
-_NAMES = ", ".join(name for name, _ in _COLUMNS)
-_INSERT = (
-    f"WITH new AS (INSERT INTO jobs ({_NAMES}, status, attempts, created_at, updated_at, cancel_requested) "
-    f"SELECT {_NAMES}, 'pending', 0, %(now)s, %(now)s, false "
-    f"FROM unnest({', '.join(f'%({name})s::{array}' for name, array in _COLUMNS)}) "
-    f"WITH ORDINALITY AS row({_NAMES}, position) ORDER BY position RETURNING id) "
-    f"SELECT id FROM new CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS announce"
-)
+_UNIQUE_COLUMNS = [("unique_key", "varchar[]"), ("unique_scope", "varchar[]")]
+
+
+def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str = "id") -> str:
+    names = ", ".join(name for name, _ in columns)
+    return (
+        f"WITH new AS (INSERT INTO jobs ({names}, status, attempts, created_at, updated_at, cancel_requested) "
+        f"SELECT {names}, 'pending', 0, %(now)s, %(now)s, false "
+        f"FROM unnest({', '.join(f'%({name})s::{array}' for name, array in columns)}) "
+        f"WITH ORDINALITY AS row({names}, position) ORDER BY position {conflict}RETURNING {returning}) "
+        f"SELECT {returning} FROM new CROSS JOIN (SELECT pg_notify('{Channel.NEW_JOBS.value}', '')) AS announce"
+    )
+
+
+_INSERT = _insert(_COLUMNS)
+# With unique keys: a row whose key another job holds is skipped (any unique index: no conflict target).
+_INSERT_UNIQUE = _insert(_COLUMNS + _UNIQUE_COLUMNS, "ON CONFLICT DO NOTHING ", "id, type, unique_key")
+_HOLDER = UNIQUE_HOLDER.format(p="%s")
+_UNIQUE_ATTEMPTS = 5  # a key's holder may finish between the insert and the look-up: insert again, so often
 _SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
 _FIRST_RECONNECT_DELAY = 0.1
 
@@ -89,16 +101,51 @@ class PostgresDialect:
         `unnest` turns back into rows (a VALUES list would cost a parse of thousands of placeholders), and the
         NOTIFY rides along. The ids come from the sequence in the order of the ordered SELECT, so sorted
         they follow `jobs`."""
-        cursor.execute(_INSERT, {
-            "now": naive_utc(now), "type": [job.type for job in jobs],
-            "payload": [job.payload for job in jobs], "queue": [job.queue for job in jobs],
-            "priority": [job.priority for job in jobs], "max_retries": [job.max_retries for job in jobs],
-            "run_at": [naive_utc(job.run_at) for job in jobs],
-        })
+        if any(job.unique_key is not None for job in jobs):
+            return self._insert_unique(cursor, jobs, now)
+        cursor.execute(_INSERT, self._arrays(jobs, now, _COLUMNS))
         return sorted(row[0] for row in cursor.fetchall())
 
-    def announce_new_jobs(self, connection: Connection) -> None:
-        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    def _insert_unique(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """`insert_jobs` where some jobs have unique keys, in a transaction of its own (a savepoint in an
+        application's). A skipped job gets the id of the job holding its key; should that one have finished in
+        between, the skipped ones are inserted again."""
+        ids: list[int | None] = [None] * len(jobs)
+        created = [False] * len(jobs)
+        with cursor.connection.transaction():
+            for _ in range(_UNIQUE_ATTEMPTS):
+                todo = [position for position, job_id in enumerate(ids) if job_id is None]
+                if not todo:
+                    break
+                batch = [jobs[position] for position in todo]
+                cursor.execute(_INSERT_UNIQUE, self._arrays(batch, now, _COLUMNS + _UNIQUE_COLUMNS))
+                returned = sorted(cursor.fetchall())
+                for position, job in zip(todo, batch, strict=True):
+                    # Skipped rows are the only gaps: a row that is next in id order with this job's key is this job.
+                    if returned and (job.unique_key is None or tuple(returned[0][1:]) == (job.type, job.unique_key)):
+                        ids[position], created[position] = returned.pop(0)[0], True
+                for position in todo:
+                    if ids[position] is None:
+                        job = jobs[position]
+                        cursor.execute(_HOLDER, (job.type, job.unique_key, job.unique_scope))
+                        ids[position] = next(iter(cursor.fetchone() or ()), None)
+            found = [job_id for job_id in ids if job_id is not None]
+            if len(found) < len(jobs):
+                raise JobQueueError(f"unique jobs kept conflicting with jobs that finished meanwhile, "
+                                   f"{_UNIQUE_ATTEMPTS} times over: enqueue again")
+            refuse_duplicates(jobs, found, created)
+        return found
+
+    @staticmethod
+    def _arrays(jobs: Sequence[NewJob], now: datetime, columns: list[tuple[str, str]]) -> dict[str, Any]:
+        arrays: dict[str, Any] = {"now": naive_utc(now)}
+        for name, _ in columns:
+            arrays[name] = [getattr(job, name) for job in jobs]
+        arrays["run_at"] = [naive_utc(job.run_at) for job in jobs]
+        return arrays
+
+    def announce(self, connection: Connection, channel: Channel) -> None:
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel.value})
 
     def server_time(self, engine: Engine) -> datetime:
         with engine.connect() as connection:
@@ -113,7 +160,7 @@ class PostgresDialect:
             return not any(words in str(error.orig) for words in _PERMANENT_CONNECT_ERRORS)
         return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
 
-    async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
+    async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
         log = get_logger()
         if self.transaction_pooler:
             log.info("listen_disabled", reason="JOBQUEUE_TRANSACTION_POOLER: LISTEN does not work through a pooler in "
@@ -125,7 +172,7 @@ class PostgresDialect:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
-                    await connection.execute(f"LISTEN {CHANNEL}")
+                    await connection.execute(f"LISTEN {channel.value}")
                     if failures:
                         log.info("listen_connection_restored", after_failures=failures)
                     failures = 0

@@ -19,14 +19,17 @@ import anyio
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 
-from main.db.rows import NewJob
+from main.db.dialects import Channel
+from main.db.rows import UNIQUE_HOLDER, NewJob, refuse_duplicates
 from main.db.types import naive_utc
 
 BUSY_TIMEOUT_MS = 30_000
 _INSERT = (
     "INSERT INTO jobs (id, type, payload, status, queue, priority, attempts, max_retries, run_at, created_at, "
-    "updated_at, cancel_requested) VALUES (?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0)"
+    "updated_at, cancel_requested, unique_key, unique_scope) VALUES (?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0, ?, ?) "
+    "ON CONFLICT DO NOTHING"  # a unique key another job holds: this row is skipped (see insert_jobs)
 )
+_HOLDER = UNIQUE_HOLDER.format(p="?")
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
 
 
@@ -78,24 +81,37 @@ class SqliteDialect:
 
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
         """One executemany. The ids are given, not generated: the write lock is held, so the next ids are
-        known (SQLite's own rowid choice is the same number), and RETURNING cannot be read from executemany."""
+        known (SQLite's own rowid choice is the same number), and RETURNING cannot be read from executemany.
+        A job skipped for its unique key gets the id of the job holding it; no one can change that one while the
+        write lock is held."""
         cursor.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs")
         first = cursor.fetchone()[0]
         ids = list(range(first, first + len(jobs)))
         stamp = _stored(now)
         cursor.executemany(_INSERT, [
             (job_id, job.type, job.payload, job.queue, job.priority, job.max_retries, _stored(job.run_at),
-             stamp, stamp)
+             stamp, stamp, job.unique_key, job.unique_scope)
             for job_id, job in zip(ids, jobs, strict=True)
         ])
+        if cursor.rowcount == len(jobs):
+            return ids
+        cursor.execute(f"SELECT id FROM jobs WHERE id >= {first} AND id < {first + len(jobs)}")
+        written = {row[0] for row in cursor.fetchall()}
+        created = [job_id in written for job_id in ids]
+        for position, job in enumerate(jobs):
+            if not created[position]:
+                cursor.execute(_HOLDER, (job.type, job.unique_key, job.unique_scope))
+                ids[position] = cursor.fetchone()[0]
+        refuse_duplicates(jobs, ids, created)
         return ids
 
-    def announce_new_jobs(self, connection: Connection) -> None:
-        """Nothing to send: workers in other processes see the WAL file change (listen_for_new_jobs)."""
+    def announce(self, connection: Connection, channel: Channel) -> None:
+        """Nothing to send: other processes see the WAL file change (listen)."""
 
-    async def listen_for_new_jobs(self, wake: Callable[[], None]) -> None:
+    async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
         """Wake whenever the database changed, as its WAL file shows (size, time, inode): a stat call every
-        WATCH_INTERVAL, no query, no lock. Commits of this process wake it too, which costs one empty claim."""
+        WATCH_INTERVAL, no query, no lock, whatever the channel. Commits of this process wake it too, which
+        costs one look (an empty claim) too many."""
         path = make_url(self.database_url).database
         if not path or path == ":memory:":
             return

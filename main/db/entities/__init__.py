@@ -1,7 +1,8 @@
 from main.db.entities.campaign import CampaignRecipient, EmailCampaign, EmailDelivery
-from main.db.entities.job import TERMINAL_STATUSES, Job, JobStatus
+from main.db.entities.job import TERMINAL_STATUSES, Job, JobStatus, UniqueScope
 from main.db.entities.processing_log import ProcessingLog
 from main.db.entities.queue import QueueRow
+from main.db.entities.schedule import ScheduleRow
 from main.db.entities.shop import Customer, CustomerReport, Order, OrderStatus
 from main.db.entities.worker import WorkerRow
 
@@ -12,4 +13,5 @@ DEMO_TABLES = [
 ]
 
 __all__ = ["DEMO_TABLES", "TERMINAL_STATUSES", "CampaignRecipient", "Customer", "CustomerReport", "EmailCampaign",
-           "EmailDelivery", "Job", "JobStatus", "Order", "OrderStatus", "ProcessingLog", "QueueRow", "WorkerRow"]
+           "EmailDelivery", "Job", "JobStatus", "Order", "OrderStatus", "ProcessingLog", "QueueRow", "ScheduleRow",
+           "UniqueScope", "WorkerRow"]

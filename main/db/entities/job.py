@@ -21,6 +21,13 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class UniqueScope(StrEnum):
+    """How long a job's unique key keeps others with the same key out."""
+
+    ACTIVE = "active"  # while the job is pending or running
+    PERIOD = "period"  # for good: the key names its time window (Unique(period=...))
+
+
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 _status_type = sa.Enum(
@@ -47,6 +54,12 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_running_lease", "lease_expires_at", **_where("status = 'running'")),
         # Cleanup: finished jobs by when they finished.
         sa.Index("ix_jobs_finished_at", "finished_at", **_where("finished_at IS NOT NULL")),
+        # Unique jobs: a duplicate enqueue conflicts here and writes nothing (ON CONFLICT DO NOTHING). A key of
+        # scope 'active' is held while its job is pending or running; of scope 'period' (its window in the key), always.
+        sa.Index("ux_jobs_unique_active", "type", "unique_key", unique=True,
+                 **_where(f"unique_scope = '{UniqueScope.ACTIVE.value}' AND status IN ('pending', 'running')")),
+        sa.Index("ux_jobs_unique_period", "type", "unique_key", unique=True,
+                 **_where(f"unique_scope = '{UniqueScope.PERIOD.value}'")),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
@@ -68,3 +81,6 @@ class Job(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     last_traceback: str | None = Field(default=None, sa_type=sa.Text)
     checkpoint: dict[str, Any] | None = Field(default=None, sa_type=StoredJSON)
+    result: Any = Field(default=None, sa_type=StoredJSON, nullable=True)  # what perform returned, once completed
+    unique_key: str | None = Field(default=None, max_length=300)
+    unique_scope: UniqueScope | None = Field(default=None, sa_type=sa.String(8))

@@ -23,6 +23,7 @@ import anyio
 from anyio import CapacityLimiter
 from sqlalchemy.exc import DBAPIError
 
+from main.db.dialects import Channel
 from main.db.entities import WorkerRow
 from main.services.runner import StopReason
 from main.services.worker.completer import Completer
@@ -83,7 +84,7 @@ class Worker:
     async def _run_parts(self, burst: bool, task_status: anyio.abc.TaskStatus[None]) -> None:
         queue = self.queue
         async with anyio.create_task_group() as side:
-            side.start_soon(queue.database.dialect.listen_for_new_jobs, queue.waker.wake)
+            side.start_soon(queue.database.dialect.listen, Channel.NEW_JOBS, queue.waker.wake)
             side.start_soon(self.heartbeat.run)
             side.start_soon(self.maintenance.run)
             side.start_soon(self.completer.run)

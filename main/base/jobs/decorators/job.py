@@ -13,6 +13,8 @@ from pydantic import BaseModel
 
 from main.base.jobs.backoff import BACKOFF_KINDS, Backoff
 from main.base.jobs.routing import integer_problem, queue_problem
+from main.base.jobs.schedule import schedule_problem
+from main.base.jobs.unique import Unique
 from main.errors import JobDefinitionError
 
 if TYPE_CHECKING:
@@ -33,6 +35,10 @@ class JobOptions:
     timeout: float | None = None
     queue: str = "default"
     priority: int = 0
+    result: type[BaseModel] | None = None  # what perform returns, validated and stored as JSON
+    unique: Unique | None = None
+    cron: str | None = None  # enqueued at each slot by the workers, with the schema's default payload
+    cron_timezone: str = "UTC"
 
 
 def job(
@@ -47,16 +53,23 @@ def job(
     timeout: float | None = None,
     queue: str = "default",
     priority: int = 0,
+    result: type[BaseModel] | None = None,
+    unique: Unique | None = None,
+    cron: str | None = None,
+    cron_timezone: str = "UTC",
 ) -> Callable[[J], J]:
     """Declare a job. `schema` may be omitted when the class subclasses ``BaseJob[SomeModel]``.
 
     max_retries: retries after the first attempt (3 means at most 4 runs). timeout: seconds per attempt,
-    None for no limit. priority: higher runs first among due jobs of the same queue.
+    None for no limit. priority: higher runs first among due jobs of the same queue. result: the model of what
+    perform returns (stored with the job, read by queue.result()). unique: see Unique. cron: run at each slot of
+    this cron expression (in `cron_timezone`), with the payload the schema's defaults make.
     """
 
     raw_options = dict(
         schema=schema, max_retries=max_retries, backoff=backoff, base_delay=base_delay, max_delay=max_delay,
-        jitter=jitter, timeout=timeout, queue=queue, priority=priority,
+        jitter=jitter, timeout=timeout, queue=queue, priority=priority, result=result, unique=unique, cron=cron,
+        cron_timezone=cron_timezone,
     )
 
     def decorate(cls: J) -> J:
@@ -77,6 +90,10 @@ def job(
             timeout=None if timeout is None else float(timeout),
             queue=queue,
             priority=priority,
+            result=result,
+            unique=unique,
+            cron=cron,
+            cron_timezone=cron_timezone,
         )
         return cls
 
@@ -115,6 +132,15 @@ def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None
         return f"option 'timeout' must be a number of seconds > 0 or None, got {timeout!r}"
     if problem := queue_problem("option 'queue'", queue) or integer_problem("option 'priority'", priority):
         return problem
+    result, unique, cron = options["result"], options["unique"], options["cron"]
+    if result is not None and not (inspect.isclass(result) and issubclass(result, BaseModel)):
+        return f"option 'result' must be a pydantic BaseModel subclass or None, got {result!r:.80}"
+    if unique is not None and not isinstance(unique, Unique):
+        return f"option 'unique' must be a Unique(...), got {unique!r:.80}"
+    if unique is not None and (problem := unique.problem()):
+        return f"option 'unique': {problem}"
+    if cron is not None and (problem := schedule_problem(cron, options["cron_timezone"])):
+        return f"option 'cron': {problem}"
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         return f"the class does not define {', '.join(missing)} (required by its base class)"
