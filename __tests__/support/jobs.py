@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import anyio
 import structlog
 from pydantic import BaseModel
 
-from main.base.jobs import BaseJob, NonRetryableError, job
+from main.base.jobs import BaseJob, NonRetryableError, Unique, job
 
 
 class Nothing(BaseModel):
@@ -174,5 +175,51 @@ class SyncRaiseJob(BaseJob[Raise]):
         raise RAISABLE[payload.exception]("raised by the job")
 
 
+class Sum(BaseModel):
+    numbers: list[float]
+    as_text: bool = False  # return what the result model cannot take
+
+
+class Total(BaseModel):
+    total: float
+    count: int
+
+
+@job(name="SumJob", result=Total, max_retries=2)
+class SumJob(BaseJob[Sum]):
+    async def perform(self, payload: Sum) -> Total | str:
+        if payload.as_text:
+            return "not a Total"
+        return Total(total=sum(payload.numbers), count=len(payload.numbers))
+
+
+class Account(BaseModel):
+    account: str
+    path: str | None = None  # if set, a line is appended when the job runs
+    seconds: float = 0.0
+
+
+@job(name="SyncAccountJob", unique=Unique(key=lambda payload: payload.account))
+class SyncAccountJob(BaseJob[Account]):
+    async def perform(self, payload: Account) -> str:
+        if payload.path:
+            _append(payload.path, f"{self.context.job_id} {payload.account}")
+        await anyio.sleep(payload.seconds)
+        return payload.account
+
+
+@job(name="StrictAccountJob", unique=Unique(key=lambda payload: payload.account, on_duplicate="raise"))
+class StrictAccountJob(BaseJob[Account]):
+    async def perform(self, payload: Account) -> None:
+        pass
+
+
+@job(name="HourlyReportJob", unique=Unique(period=timedelta(hours=1)))
+class HourlyReportJob(BaseJob[Account]):
+    async def perform(self, payload: Account) -> None:
+        pass
+
+
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
-        PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob, LoopBlockingJob]
+        PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob, LoopBlockingJob, SumJob,
+        SyncAccountJob, StrictAccountJob, HourlyReportJob]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from main.db.dialects import Channel
 from main.db.engine import Database
-from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, WorkerRow
+from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, UniqueScope, WorkerRow
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
@@ -47,6 +48,15 @@ queues_table = QueueRow.__table__
 # planners that a query only wants pending (or running) rows, and they would not use the index.
 PENDING = jobs_table.c.status == literal_column(f"'{JobStatus.PENDING.value}'")
 RUNNING = jobs_table.c.status == literal_column(f"'{JobStatus.RUNNING.value}'")
+ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
+# A job that may go back to pending without taking a unique key another job holds (what a bulk retry skips).
+_holder = jobs_table.alias("holder")
+_KEY_FREE = or_(
+    jobs_table.c.unique_key.is_(None),
+    jobs_table.c.unique_scope == UniqueScope.PERIOD.value,
+    ~exists().where(_holder.c.type == jobs_table.c.type, _holder.c.unique_key == jobs_table.c.unique_key,
+                    _holder.c.unique_scope == UniqueScope.ACTIVE.value, _holder.c.status.in_(ACTIVE)),
+)
 # The queues no worker claims from: a few rows at most, read inside the claim and the heartbeat.
 PAUSED_QUEUES = select(queues_table.c.name).where(queues_table.c.paused_at.is_not(None))
 
@@ -241,7 +251,20 @@ class JobStore:
             return job.status
 
     def retry_now(self, job_id: int, now: datetime) -> None:
-        """Run a failed or cancelled job again from scratch, with its full retry budget."""
+        """Run a failed or cancelled job again from scratch, with its full retry budget; refused while another job
+        holds its unique key."""
+        try:
+            self._retry_now(job_id, now)
+        except IntegrityError:
+            job = self.get(job_id)
+            with self._read() as session:
+                holder = session.exec(select(Job.id).where(Job.type == job.type, Job.unique_key == job.unique_key,
+                                                           col(Job.status).in_(ACTIVE))).first()
+            raise InvalidJobStateError(
+                f"job {job_id} cannot run again now: job {holder} holds its unique key {job.unique_key!r} (pending "
+                "or running); retry it once that one has ended") from None
+
+    def _retry_now(self, job_id: int, now: datetime) -> None:
         with self._transaction() as session:
             job = self._get_for_update(session, job_id)
             if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
@@ -261,13 +284,17 @@ class JobStore:
     def retry_matching(self, which: JobFilter, now: datetime) -> int:
         """`retry_now` for every failed or cancelled job `which` selects, in one statement. Returns how many."""
         which.only(JobStatus.FAILED, JobStatus.CANCELLED, verb="retry")
-        stmt = update(jobs_table).where(*which.conditions()).values(
+        stmt = update(jobs_table).where(*which.conditions(), _KEY_FREE).values(
             status=JobStatus.PENDING, attempts=0, run_at=now, updated_at=now, finished_at=None, worker_id=None,
             lease_expires_at=None, cancel_requested=False)
-        with self._connection() as connection:
-            retried: int = connection.execute(stmt).rowcount  # type: ignore[attr-defined]
-            if retried:
-                self.database.dialect.announce(connection, Channel.NEW_JOBS)
+        try:
+            with self._connection() as connection:
+                retried: int = connection.execute(stmt).rowcount  # type: ignore[attr-defined]
+                if retried:
+                    self.database.dialect.announce(connection, Channel.NEW_JOBS)
+        except IntegrityError:
+            raise InvalidJobStateError("some of these jobs share a unique key, and only one job may hold it: nothing "
+                                       "was retried; retry them one by one (jobqueue jobs retry ID)") from None
         return retried
 
     def cancel_matching(self, which: JobFilter, now: datetime) -> tuple[int, int]:
