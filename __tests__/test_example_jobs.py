@@ -12,14 +12,13 @@ from __tests__.conftest import ROOT, QueueFactory
 from main.clock import FrozenClock
 from main.db.entities import JobStatus
 from main.jobs import JOBS, DailyCleanupJob, EmailJob
-from main.jobs.daily_cleanup_job import next_2am_utc
 from main.services.job_queue import load_jobs_module
 
 pytestmark = pytest.mark.anyio
 
 
 def test_the_explicit_list_is_what_the_worker_loads() -> None:
-    assert load_jobs_module("main.jobs") == JOBS
+    assert load_jobs_module("main.jobs").JOBS == JOBS
     assert JOBS[:2] == [EmailJob, DailyCleanupJob] and len(JOBS) == 8  # + the six resumable demo jobs
 
 
@@ -48,8 +47,9 @@ async def test_email_to_a_dead_gateway_fails_after_its_retries(make_queue: Queue
     assert job.last_error == "MailerUnavailableError: gateway for down.example did not answer (attempt 4)"
 
 
-async def test_daily_cleanup_deletes_old_jobs_and_reschedules(make_queue: QueueFactory, clock: FrozenClock) -> None:
-    queue = make_queue(clock=clock, jobs=JOBS)
+async def test_daily_cleanup_deletes_old_jobs_and_is_scheduled_at_2am(make_queue: QueueFactory,
+                                                                      clock: FrozenClock) -> None:
+    queue = make_queue(clock=clock, jobs=JOBS, retention="365d")  # the worker's own cleanup leaves it to the job
     old = await EmailJob.perform_later({"to": "a@example.com", "subject": "old"})
     await queue.run(burst=True)
     clock.advance(31 * 86400)
@@ -57,15 +57,13 @@ async def test_daily_cleanup_deletes_old_jobs_and_reschedules(make_queue: QueueF
     await queue.run(burst=True)
     remaining = {job.id: job for job in queue.store.list_jobs()}
     assert old not in remaining and remaining[cleanup].status == JobStatus.COMPLETED
-    [next_run] = [job for job in remaining.values() if job.status == JobStatus.PENDING]
-    assert (next_run.type, next_run.run_at, next_run.queue) == (
-        "DailyCleanupJob", next_2am_utc(clock.now()), "maintenance"
-    )
-
-
-def test_next_2am_is_tomorrow_in_utc() -> None:
-    assert next_2am_utc(datetime(2030, 5, 1, 1, 0, tzinfo=UTC)) == datetime(2030, 5, 2, 2, 0, tzinfo=UTC)
-    assert next_2am_utc(datetime(2030, 12, 31, 23, 0, tzinfo=UTC)) == datetime(2031, 1, 1, 2, 0, tzinfo=UTC)
+    assert remaining[cleanup].result == 1
+    # It no longer enqueues itself: the workers do, at each slot; here the one missed while none ran (31 days).
+    [scheduled] = [job for job in remaining.values() if job.id not in (old, cleanup)]
+    assert scheduled.unique_key == "DailyCleanupJob@2030-01-31T02:00:00+00:00"
+    schedule = queue.schedules["DailyCleanupJob"]
+    assert schedule.next_slot(datetime(2030, 5, 1, 1, 0, tzinfo=UTC)) == datetime(2030, 5, 1, 2, 0, tzinfo=UTC)
+    assert schedule.next_slot(datetime(2030, 12, 31, 23, 0, tzinfo=UTC)) == datetime(2031, 1, 1, 2, 0, tzinfo=UTC)
 
 
 @pytest.mark.slow

@@ -38,7 +38,7 @@ def open_queue(jobs_module: str | None = None, **overrides: Any) -> JobQueue:
 
 def main() -> None:
     """Console-script entry point."""
-    from main.cli import commands, db, demo, jobs, queues  # noqa: F401  (registers the commands on `app`)
+    from main.cli import commands, db, demo, jobs, queues, schedules  # noqa: F401  (registers the commands on `app`)
 
     try:
         app()

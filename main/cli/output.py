@@ -9,7 +9,7 @@ from rich.table import Table
 
 from main.base.jobs.continuation import checkpoint_summary
 from main.db.entities import Job, WorkerRow
-from main.services.job_queue import QueueInfo, QueueStatus
+from main.services.job_queue import QueueInfo, QueueStatus, ScheduleInfo
 
 console = Console()
 error_console = Console(stderr=True)
@@ -44,6 +44,21 @@ def print_queues(queues: Sequence[QueueInfo], as_json: bool) -> None:
         state = f"paused since {q.paused_at:%Y-%m-%d %H:%M:%S}" if q.paused_at else "active"
         table.add_row(q.name, state, *(str(n) for n in q.counts.values()))
     console.print(table if queues else "no queues yet: none has jobs or is paused")
+
+
+def print_schedules(schedules: Sequence[ScheduleInfo], as_json: bool) -> None:
+    rows = [{"name": info.name, "job": info.schedule.job_class._options().name, "cron": info.schedule.cron,
+             "timezone": info.schedule.timezone, "missed": info.schedule.missed,
+             "last_slot": info.last_slot and info.last_slot.isoformat(), "next_slot": info.next_slot.isoformat()}
+            for info in schedules]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("schedule", "job", "cron", "time zone", "missed", "last slot (UTC)", "next slot (UTC)")
+    for info, row in zip(schedules, rows, strict=True):
+        slots = [f"{slot:%Y-%m-%d %H:%M:%S}" if slot else "-" for slot in (info.last_slot, info.next_slot)]
+        table.add_row(*(str(value) for value in list(row.values())[:5]), *slots)
+    console.print(table if rows else "no schedules: declare @job(cron=...) or a SCHEDULES list in the jobs module")
 
 
 def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from main.db.dialects import Channel
 from main.db.engine import Database
-from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, UniqueScope, WorkerRow
+from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, ScheduleRow, UniqueScope, WorkerRow
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
@@ -44,6 +44,7 @@ from main.errors import InvalidJobStateError, JobNotFoundError, JobRequestError
 jobs_table = Job.__table__
 workers_table = WorkerRow.__table__
 queues_table = QueueRow.__table__
+schedules_table = ScheduleRow.__table__
 # The states the partial indexes are made for, written literally: a bound parameter would hide from the
 # planners that a query only wants pending (or running) rows, and they would not use the index.
 PENDING = jobs_table.c.status == literal_column(f"'{JobStatus.PENDING.value}'")
@@ -354,6 +355,35 @@ class JobStore:
         with self._read() as session:
             rows = session.exec(select(QueueRow).where(col(QueueRow.paused_at).is_not(None))).all()
         return {row.name: row.paused_at for row in rows if row.paused_at is not None}
+
+    # -- schedules -------------------------------------------------------------------------------------
+
+    def schedule_slots(self) -> dict[str, datetime]:
+        """The last slot each schedule enqueued (or started from), by schedule name."""
+        with self._read() as session:
+            return {row.name: row.last_slot for row in session.exec(select(ScheduleRow))}
+
+    def start_schedule(self, name: str, slot: datetime) -> None:
+        """Record a schedule seen for the first time as having done `slot`: it starts with the next one. Another
+        worker that got there first wins; its slot is as good."""
+        try:
+            with self._connection() as connection:
+                connection.execute(insert(schedules_table).values(name=name, last_slot=slot))
+        except IntegrityError:
+            pass
+
+    def enqueue_slot(self, name: str, slot: datetime, job: NewJob | None, now: datetime) -> int | None:
+        """Move schedule `name` on to `slot` and enqueue its `job` (None: skip the slot), in one transaction, if no
+        one did yet: the update matches in one worker only (the row lock, then a re-check of `last_slot`, makes the
+        others wait and then miss). Returns the job's id; None when the slot was taken or skipped."""
+        move_on = (update(schedules_table)
+                   .where(schedules_table.c.name == name, schedules_table.c.last_slot < slot)
+                   .values(last_slot=slot))
+        with self._connection() as connection:
+            if connection.execute(move_on).rowcount != 1 or job is None:  # type: ignore[attr-defined]
+                return None
+            with self.database.joined_cursor(connection) as cursor:
+                return self.database.dialect.insert_jobs(cursor, [job], now)[0]
 
     # -- workers ---------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def run_basics(queue: JobQueue) -> None:
     console.print(f"job {flaky}: e-mail through a gateway that fails twice, then works (retries 1s, 2s)")
     down = EmailJob.perform_later_sync({"to": "ops@down.example", "subject": "Gateway down"})
     console.print(f"job {down}: e-mail through a gateway that is down: 3 retries (1s, 2s, 4s), then failed")
-    cleanup = DailyCleanupJob.perform_in_sync(2, {"retention_days": 30, "reschedule": False})
+    cleanup = DailyCleanupJob.perform_in_sync(2, {"retention_days": 30})
     console.print(f"job {cleanup}: DailyCleanupJob scheduled 2 seconds from now")
     try:
         EmailJob.perform_later_sync({"to": "not-an-address", "subject": ""})

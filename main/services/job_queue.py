@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
@@ -27,7 +28,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from main.base.jobs import BaseJob, JobRequest, Unique
+from main.base.jobs import BaseJob, JobRequest, Schedule, Unique
 from main.base.jobs.base_job import AppTransaction, payload_document, refuse_on_event_loop, validate_payload
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
@@ -44,6 +45,7 @@ from main.errors import (
     JobQueueError,
     JobRegistrationError,
     JobRequestError,
+    PayloadValidationError,
     ResultTimeoutError,
     SchedulingError,
     SettingsError,
@@ -91,6 +93,16 @@ class QueueInfo:
         return self.paused_at is not None
 
 
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A schedule as `jobqueue schedules` shows it."""
+
+    name: str
+    schedule: Schedule
+    last_slot: datetime | None  # the last slot a worker enqueued (or started the schedule at)
+    next_slot: datetime
+
+
 class JobQueue:
     def __init__(
         self,
@@ -98,10 +110,12 @@ class JobQueue:
         *,
         clock: Clock | None = None,
         jobs: Iterable[type[BaseJob[Any]]] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> None:
-        """`jobs` defaults to the JOBS list of ``settings.jobs_module`` (JOBQUEUE_JOBS_MODULE). `clock` replaces
-        the time decisions are taken with (tests: a FrozenClock); by default it is the database's (ServerClock:
-        on PostgreSQL the server's clock, read through this machine's)."""
+        """`jobs` and `schedules` default to the JOBS and SCHEDULES lists of ``settings.jobs_module``
+        (JOBQUEUE_JOBS_MODULE); jobs declared with @job(cron=...) are scheduled too. `clock` replaces the time
+        decisions are taken with (tests: a FrozenClock); by default it is the database's (ServerClock: on
+        PostgreSQL the server's clock, read through this machine's)."""
         self.settings = settings or Settings.load()
         self.database = Database(self.settings.database_url, self.settings.pool_size,
                                  self.settings.transaction_pooler)
@@ -116,8 +130,12 @@ class JobQueue:
         self.waker = Waker()
         self._stopping = self._interrupting = False
         self._started_at: float | None = None
-        for job_class in load_jobs_module(self.settings.jobs_module) if jobs is None else jobs:
+        self.schedules: dict[str, Schedule] = {}
+        module = load_jobs_module(self.settings.jobs_module) if jobs is None else None
+        for job_class in module.JOBS if module else jobs or ():
             self.register(job_class)
+        for schedule in getattr(module, "SCHEDULES", ()) if schedules is None else schedules:
+            self.add_schedule(schedule)
 
     # -- registry --------------------------------------------------------------------------------------
 
@@ -131,6 +149,32 @@ class JobQueue:
             raise JobRegistrationError(
                 f"cannot register {job_class.__qualname__} as {options.name!r}: {existing.__qualname__} has that name"
             )
+        if options.cron is not None and options.name not in self.schedules:
+            self.add_schedule(Schedule(job_class, options.cron, timezone=options.cron_timezone))
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        """Have the workers enqueue `schedule`'s job at each of its slots. Its job must be registered and its payload
+        valid; two schedules may not share a name."""
+        if not isinstance(schedule, Schedule):
+            raise JobRegistrationError(f"SCHEDULES holds {schedule!r:.80}, which is not a Schedule(...)")
+        name = schedule.label
+        if self._registry.get(schedule.job_class._options().name) is not schedule.job_class:
+            raise JobRegistrationError(f"schedule {name!r}: its job {schedule.job_class.__qualname__} is not "
+                                       f"registered (add it to the JOBS list in {self.settings.jobs_module})")
+        if name in self.schedules and self.schedules[name] != schedule:
+            raise JobRegistrationError(f"two schedules are named {name!r}; give one another name with "
+                                       "Schedule(..., name=...)")
+        try:
+            payload_document(schedule.job_class, schedule.payload)
+        except PayloadValidationError as exc:
+            raise JobRegistrationError(f"schedule {name!r}: {exc} (give the payload with Schedule(..., "
+                                       "payload={...}))") from None
+        self.schedules[name] = schedule
+
+    def job_for_slot(self, schedule: Schedule, slot: datetime) -> NewJob:
+        """The job a schedule's slot enqueues: keyed by the slot, so that `jobqueue jobs` shows which it ran for."""
+        return self._prepare([JobRequest(schedule.job_class, schedule.payload,
+                                         unique_key=f"{schedule.label}@{slot.isoformat()}")])[0]
 
     def registered_class(self, name: str) -> type[BaseJob[Any]] | None:
         return self._registry.get(name)
@@ -392,6 +436,12 @@ class JobQueue:
             counts[queue][status.value] = n
         return [QueueInfo(name, paused.get(name), counts[name]) for name in sorted({*counts, *paused})]
 
+    def list_schedules_sync(self) -> list[ScheduleInfo]:
+        """Every schedule, by name, with the last slot enqueued (None: no worker has seen it yet) and the next."""
+        done, now = self.store.schedule_slots(), self.now()
+        return [ScheduleInfo(name, schedule, done.get(name), schedule.next_slot(now))
+                for name, schedule in sorted(self.schedules.items())]
+
     async def get_job(self, job_id: int) -> Job:
         return await anyio.to_thread.run_sync(self.store.get, job_id)
 
@@ -501,20 +551,22 @@ def _is_async(session: object) -> TypeGuard["AsyncSession | AsyncConnection"]:
     )
 
 
-def load_jobs_module(module_name: str) -> list[type[BaseJob[Any]]]:
-    """The explicit JOBS list of the module named by JOBQUEUE_JOBS_MODULE."""
+def load_jobs_module(module_name: str) -> ModuleType:
+    """The module named by JOBQUEUE_JOBS_MODULE, checked to have its explicit JOBS list (SCHEDULES is optional)."""
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise SettingsError(f"JOBQUEUE_JOBS_MODULE: cannot import {module_name!r} ({exc})") from None
         raise
-    jobs = getattr(module, "JOBS", None)
-    if not isinstance(jobs, list | tuple):
+    if not isinstance(getattr(module, "JOBS", None), list | tuple):
         raise SettingsError(
             f"JOBQUEUE_JOBS_MODULE: module {module_name!r} has no JOBS list; define JOBS = [YourJob, ...] in it"
         )
-    return list(jobs)
+    if not isinstance(getattr(module, "SCHEDULES", []), list | tuple):
+        raise SettingsError(f"JOBQUEUE_JOBS_MODULE: SCHEDULES in module {module_name!r} must be a list of "
+                            "Schedule(...)")
+    return module
 
 
 def _run_at(request: JobRequest, now: datetime) -> datetime:

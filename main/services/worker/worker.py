@@ -5,6 +5,7 @@
     completer     writes outcomes in batches                (a few ms, or N outcomes)
     heartbeat     renews leases, learns of cancels          (JOBQUEUE_HEARTBEAT_INTERVAL)
     maintenance   recovers dead workers' jobs, prunes       (lease/2, JOBQUEUE_CLEANUP_INTERVAL)
+    scheduler     enqueues the slots of cron schedules      (every second, or poll interval if shorter)
     listener      wakes the producer on NOTIFY / WAL change (the dialect's)
 
 A part that dies takes the worker down with its error (the task group); a database outage does not: each
@@ -31,9 +32,12 @@ from main.services.worker.executor import Executor
 from main.services.worker.heartbeat import Heartbeat
 from main.services.worker.maintenance import Maintenance
 from main.services.worker.producer import Producer
+from main.services.worker.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from main.services.job_queue import JobQueue
+
+SCHEDULER_INTERVAL = 1.0  # seconds between looks at the cron schedules: slots are a second apart at the finest
 
 # Seconds that stopped jobs get to end before the threads of those that do not are abandoned.
 ABANDON_AFTER = 1.0
@@ -62,6 +66,8 @@ class Worker:
                                    sync_clock=queue.sync_clock)
         self.maintenance = Maintenance(store, clock, log, lease_seconds=settings.lease_seconds,
                                        cleanup_interval=settings.cleanup_interval, retention=settings.retention)
+        self.scheduler = Scheduler(store, clock, list(queue.schedules.values()), queue.job_for_slot, log,
+                                   interval=min(settings.poll_interval, SCHEDULER_INTERVAL))
 
     async def run(self, *, burst: bool = False, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:
@@ -87,6 +93,7 @@ class Worker:
             side.start_soon(queue.database.dialect.listen, Channel.NEW_JOBS, queue.waker.wake)
             side.start_soon(self.heartbeat.run)
             side.start_soon(self.maintenance.run)
+            side.start_soon(self.scheduler.run)
             side.start_soon(self.completer.run)
             task_status.started()
             async with anyio.create_task_group() as jobs:
