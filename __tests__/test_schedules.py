@@ -1,6 +1,7 @@
 """Cron schedules: each slot is enqueued once however many workers look (a compare-and-set in the database);
 slots missed while no worker ran are run once (the latest) or skipped, as the schedule says."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -127,7 +128,7 @@ def test_three_worker_processes_run_each_slot_once(make_queue: QueueFactory, dat
     jobs = queue.store.list_jobs(types=["RecordJob"], limit=1000)
     slots = sorted(datetime.fromisoformat(job.unique_key.split("@")[1]) for job in jobs if job.unique_key)
     assert len(slots) == len(jobs) >= 5
-    assert all(later - earlier == timedelta(minutes=1) for earlier, later in zip(slots, slots[1:]))  # none twice
+    assert all(later - earlier == timedelta(minutes=1) for earlier, later in itertools.pairwise(slots))  # none twice
     runs = [line.split()[0] for line in record.read_text().splitlines()]
     assert len(runs) == len(set(runs))  # and each ran once
     assert {job.status for job in jobs} <= {JobStatus.COMPLETED, JobStatus.PENDING}
