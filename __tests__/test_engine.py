@@ -166,7 +166,7 @@ class StatementCounter:
             event.listen(engine, "before_cursor_execute", self._count)
 
     def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.split(None, 1)[0].upper() in {"SELECT", "INSERT", "UPDATE", "DELETE"}:
+        if statement.split(None, 1)[0].upper() in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
             self.statements.append(statement.split(None, 1)[0].upper())
 
     def close(self) -> None:
@@ -242,7 +242,7 @@ class StatementRecorder:
         event.listen(self.engine, "before_cursor_execute", self._keep)
 
     def _keep(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE"):
+        if statement.lstrip().upper().startswith(("UPDATE", "WITH")):  # the claim begins WITH its candidates
             self.updates.append((statement, parameters))
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ import anyio
 import structlog
 from pydantic import BaseModel
 
-from main.base.jobs import BaseJob, NonRetryableError, Unique, job
+from main.base.jobs import BaseJob, Limit, NonRetryableError, RateLimit, Unique, job
 
 
 class Nothing(BaseModel):
@@ -220,6 +220,41 @@ class HourlyReportJob(BaseJob[Account]):
         pass
 
 
+def _account(payload: Account) -> str:
+    return payload.account
+
+
+class _Interval(BaseJob[Account]):
+    """Sleeps, then records "account start end" (wall-clock seconds): what the limit tests check for overlaps."""
+
+    async def perform(self, payload: Account) -> None:
+        started = time.time()
+        await anyio.sleep(payload.seconds)
+        if payload.path:
+            _append(payload.path, f"{payload.account} {started} {time.time()} {self.context.job_id}")
+
+
+@job(name="OnePerAccountJob", concurrency=Limit(max=1, key=_account), max_retries=0)
+class OnePerAccountJob(_Interval):
+    pass
+
+
+@job(name="TwoPerAccountJob", concurrency=Limit(max=2, key=_account), max_retries=0)
+class TwoPerAccountJob(_Interval):
+    pass
+
+
+@job(name="ThreePerMinuteJob", rate_limit="3/m", max_retries=0)
+class ThreePerMinuteJob(_Interval):
+    pass
+
+
+@job(name="TwoPerMinutePerAccountJob", rate_limit=RateLimit(2, timedelta(minutes=1), key=_account), max_retries=0)
+class TwoPerMinutePerAccountJob(_Interval):
+    pass
+
+
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
         PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob, LoopBlockingJob, SumJob,
-        SyncAccountJob, StrictAccountJob, HourlyReportJob]
+        SyncAccountJob, StrictAccountJob, HourlyReportJob, OnePerAccountJob, TwoPerAccountJob, ThreePerMinuteJob,
+        TwoPerMinutePerAccountJob]

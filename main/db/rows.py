@@ -26,6 +26,16 @@ class NewJob:
     unique_key: str | None = None  # another job of this type holding the key (see UniqueScope) makes this a no-op
     unique_scope: str | None = None
     raise_on_duplicate: bool = False  # DuplicateJobError instead of the holder's id
+    concurrency_key: str | None = None  # at most concurrency_limit jobs of this key run at once
+    concurrency_limit: int | None = None
+    rate_key: str | None = None  # at most rate_limit jobs of this key start per rate_window seconds
+    rate_limit: int | None = None
+    rate_window: float | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Whether the job has none of the columns that only some jobs have (unique keys, limits)."""
+        return self.unique_key is None and self.concurrency_key is None and self.rate_key is None
 
 
 # The job that holds a unique key, as the partial unique indexes see it ({p}: the driver's placeholder).

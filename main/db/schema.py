@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # The revision this code works with: read at every start-up without loading Alembic (a tenth of a second per
 # process); a test checks that it is the head of main/db/migrations/versions/.
-HEAD = "0006"
+HEAD = "0007"
 VERSION_TABLE = "jobqueue_alembic_version"
 _LEGACY_TABLE = "jobqueue_schema"  # releases before Alembic: one row, the schema version
 _MODEL_TABLES = [entities.Job.__table__, entities.WorkerRow.__table__, entities.QueueRow.__table__,  # type: ignore[attr-defined]
@@ -104,6 +104,7 @@ def _ensure_schema(database: Database) -> None:
         found = state(connection)
         if found.fresh:  # Alembic's recipe: the tables as the models define them, stamped with the head revision
             SQLModel.metadata.create_all(connection, tables=_MODEL_TABLES)
+            database.dialect.create_functions(connection)
             _alembic(connection, "stamp", head())
         elif found.revision != head():
             raise _mismatch(database, found)

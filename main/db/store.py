@@ -15,21 +15,19 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Text,
     Update,
     bindparam,
-    cast,
     delete,
     exists,
     func,
     insert,
-    literal_column,
     or_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from main.db.claim import PAUSED_QUEUES, PENDING, RUNNING, claim_statement
 from main.db.dialects import Channel
 from main.db.engine import Database
 from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, ScheduleRow, UniqueScope, WorkerRow
@@ -45,10 +43,6 @@ jobs_table = Job.__table__
 workers_table = WorkerRow.__table__
 queues_table = QueueRow.__table__
 schedules_table = ScheduleRow.__table__
-# The states the partial indexes are made for, written literally: a bound parameter would hide from the
-# planners that a query only wants pending (or running) rows, and they would not use the index.
-PENDING = jobs_table.c.status == literal_column(f"'{JobStatus.PENDING.value}'")
-RUNNING = jobs_table.c.status == literal_column(f"'{JobStatus.RUNNING.value}'")
 ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
 # A job that may go back to pending without taking a unique key another job holds (what a bulk retry skips).
 _holder = jobs_table.alias("holder")
@@ -58,8 +52,6 @@ _KEY_FREE = or_(
     ~exists().where(_holder.c.type == jobs_table.c.type, _holder.c.unique_key == jobs_table.c.unique_key,
                     _holder.c.unique_scope == UniqueScope.ACTIVE.value, _holder.c.status.in_(ACTIVE)),
 )
-# The queues no worker claims from: a few rows at most, read inside the claim and the heartbeat.
-PAUSED_QUEUES = select(queues_table.c.name).where(queues_table.c.paused_at.is_not(None))
 
 
 @dataclass(frozen=True)
@@ -146,7 +138,7 @@ class JobStore:
     ) -> list[ClaimedJob]:
         """Atomically move up to `limit` due pending jobs (of `queues`; only `job_id`, if given) to running
         for this worker, best first. They start together, so their order within the batch is not kept."""
-        stmt = _claim_statement(bool(queues), job_id is not None)
+        stmt = claim_statement(self.database.dialect, bool(queues), job_id is not None)
         params = {"w_id": worker_id, "now": now, "lease_until": lease_until, "limit": limit,
                   "queues": list(queues), "job_id": job_id}
         with self._connection() as connection:
@@ -473,33 +465,6 @@ class JobStore:
         return job
 
 
-def _claim_statement(some_queues: bool, one_job: bool) -> Update:
-    key = (some_queues, one_job)
-    if key not in _CLAIMS:
-        due = select(jobs_table.c.id).where(PENDING, jobs_table.c.run_at <= bindparam("now"))
-        if some_queues:
-            due = due.where(jobs_table.c.queue.in_(bindparam("queues", expanding=True)))
-        if one_job:
-            due = due.where(jobs_table.c.id == bindparam("job_id"))
-        due = due.where(~exists(PAUSED_QUEUES.where(queues_table.c.name == jobs_table.c.queue)))
-        due = (
-            due.order_by(jobs_table.c.priority.desc(), jobs_table.c.run_at, jobs_table.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock instead
-        )
-        _CLAIMS[key] = (
-            update(jobs_table)
-            .where(jobs_table.c.id.in_(due.scalar_subquery()))
-            .values(status=JobStatus.RUNNING, attempts=jobs_table.c.attempts + 1, worker_id=bindparam("w_id"),
-                    lease_expires_at=bindparam("lease_until"), started_at=bindparam("now"),
-                    updated_at=bindparam("now"))
-            .returning(*(cast(jobs_table.c[name], Text) if name in ("payload", "checkpoint") else jobs_table.c[name]
-                         for name in ClaimedJob.COLUMNS))
-        )
-    return _CLAIMS[key]
-
-
-_CLAIMS: dict[tuple[bool, bool], Update] = {}
 _OWNED = (jobs_table.c.worker_id == bindparam("w_id"), RUNNING)
 _RENEW = (
     update(jobs_table)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import ModuleType
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
+from pydantic import BaseModel
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -264,19 +265,11 @@ class JobQueue:
             if problem := queue_problem("queue", queue) or integer_problem("priority", priority):
                 raise JobRequestError(f"cannot enqueue job {options.name!r}: {problem}")
             document = payload_document(request.job_class, request.payload)
-            unique = options.unique or (Unique() if request.unique_key is not None else None)
-            key = None
-            if unique is not None:
-                if request.unique_key is not None and (not isinstance(request.unique_key, str)
-                                                       or not request.unique_key.strip()):
-                    raise JobRequestError(f"cannot enqueue job {options.name!r}: unique_key must be a non-empty "
-                                          f"string, got {request.unique_key!r:.80}")
-                key = unique.key_for(validate_payload(request.job_class, request.payload), document, now,
-                                     request.unique_key)
-            rows.append(NewJob(type=options.name, payload=document, queue=queue, priority=priority,
-                               max_retries=options.max_retries, run_at=_run_at(request, now), unique_key=key,
-                               unique_scope=unique and unique.scope, raise_on_duplicate=bool(
-                                   unique and unique.on_duplicate == "raise")))
+            row = NewJob(type=options.name, payload=document, queue=queue, priority=priority,
+                         max_retries=options.max_retries, run_at=_run_at(request, now))
+            if options.unique or options.concurrency or options.rate_limit or request.unique_key is not None:
+                row = _with_keys(row, request, validate_payload(request.job_class, request.payload), now)
+            rows.append(row)
         return rows
 
     # -- the worker ------------------------------------------------------------------------------------
@@ -567,6 +560,27 @@ def load_jobs_module(module_name: str) -> ModuleType:
         raise SettingsError(f"JOBQUEUE_JOBS_MODULE: SCHEDULES in module {module_name!r} must be a list of "
                             "Schedule(...)")
     return module
+
+
+def _with_keys(row: NewJob, request: JobRequest, payload: BaseModel, now: datetime) -> NewJob:
+    """`row` with the keys and limits its job's options (and the request's unique_key) give it."""
+    options, given = request.job_class._options(), request.unique_key
+    unique = options.unique or (Unique() if given is not None else None)
+    if given is not None and (not isinstance(given, str) or not given.strip()):
+        raise JobRequestError(f"cannot enqueue job {options.name!r}: unique_key must be a non-empty string, got "
+                              f"{given!r:.80}")
+    concurrency, rate = options.concurrency, options.rate_limit
+    return replace(
+        row,
+        unique_key=unique.key_for(payload, row.payload, now, given) if unique else None,
+        unique_scope=unique.scope if unique else None,
+        raise_on_duplicate=bool(unique and unique.on_duplicate == "raise"),
+        concurrency_key=concurrency.key_for(options.name, payload) if concurrency else None,
+        concurrency_limit=concurrency.max if concurrency else None,
+        rate_key=rate.key_for(options.name, payload) if rate else None,
+        rate_limit=rate.limit if rate else None,
+        rate_window=rate.per.total_seconds() if rate else None,
+    )
 
 
 def _run_at(request: JobRequest, now: datetime) -> datetime:

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import URL, Connection, Engine, make_url
+from sqlalchemy import URL, ColumnElement, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from main.db.rows import NewJob
@@ -72,6 +72,26 @@ class Dialect(Protocol):
     async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
         """Call `wake` whenever another process announces on `channel` (or may have: SQLite cannot tell
         channels apart); returns at once if the engine cannot listen."""
+        ...
+
+    def create_functions(self, connection: Connection) -> None:
+        """After the tables of a fresh database: the SQL functions the claim calls, where it calls any."""
+        ...
+
+    def window_start(self, now: ColumnElement[datetime], seconds: ColumnElement[float]) -> ColumnElement[datetime]:
+        """SQL for `now` minus `seconds`, comparable with the stored datetimes."""
+        ...
+
+    def running_free(self, key: ColumnElement[str], most: ColumnElement[int],
+                     claiming: ColumnElement[int]) -> ColumnElement[int]:
+        """Inside the claim: how many more jobs of concurrency key `key` may run than run now (`most` at most),
+        counted exactly: no concurrent claim of this key may count at the same time. `claiming` is the id column
+        of the claim's candidates, which the claim itself may already have moved to running."""
+        ...
+
+    def starts_free(self, key: ColumnElement[str], most: ColumnElement[int], since: ColumnElement[datetime],
+                    claiming: ColumnElement[int]) -> ColumnElement[int]:
+        """`running_free` for rate key `key`: how many more starts fit after those since `since`."""
         ...
 
     def server_time(self, engine: Engine) -> datetime | None:

@@ -9,7 +9,19 @@ from typing import Any
 
 import anyio
 import psycopg
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    make_url,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.base.jobs.backoff import outage_delay
@@ -24,7 +36,10 @@ PING_AFTER_IDLE = 1.0  # seconds a pooled connection may rest before it is check
 # Every column a new job sets, with its SQL array type: the rows travel as one array per column.
 _COLUMNS = [("type", "varchar[]"), ("payload", "json[]"), ("queue", "varchar[]"), ("priority", "int[]"),
             ("max_retries", "int[]"), ("run_at", "timestamp[]")]
-_UNIQUE_COLUMNS = [("unique_key", "varchar[]"), ("unique_scope", "varchar[]")]
+# ... and those that only some jobs have: unique keys and limits.
+_OPTIONAL_COLUMNS = [("unique_key", "varchar[]"), ("unique_scope", "varchar[]"), ("concurrency_key", "varchar[]"),
+                     ("concurrency_limit", "int[]"), ("rate_key", "varchar[]"), ("rate_limit", "int[]"),
+                     ("rate_window", "float8[]")]
 
 
 def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str = "id") -> str:
@@ -39,10 +54,30 @@ def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str =
 
 
 _INSERT = _insert(_COLUMNS)
-# With unique keys: a row whose key another job holds is skipped (any unique index: no conflict target).
-_INSERT_UNIQUE = _insert(_COLUMNS + _UNIQUE_COLUMNS, "ON CONFLICT DO NOTHING ", "id, type, unique_key")
+# With every column: a row whose unique key another job holds is skipped (any unique index: no conflict target).
+_INSERT_FULL = _insert(_COLUMNS + _OPTIONAL_COLUMNS, "ON CONFLICT DO NOTHING ", "id, type, unique_key")
 _HOLDER = UNIQUE_HOLDER.format(p="%s")
 _UNIQUE_ATTEMPTS = 5  # a key's holder may finish between the insert and the look-up: insert again, so often
+# What main/db/migrations/versions/0007_limits.py installs, for a fresh database (volatile: a snapshot per query).
+_LIMIT_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION jobqueue_running_free(key text, most integer, claiming bigint[]) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1785686641, hashtext(key)) THEN
+        RETURN 0;
+    END IF;
+    RETURN most - (SELECT count(*) FROM jobs WHERE status = 'running' AND concurrency_key = key
+                   AND id <> ALL (claiming));
+END $$;
+CREATE OR REPLACE FUNCTION jobqueue_starts_free(key text, most integer, since timestamp, claiming bigint[])
+RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1785686642, hashtext(key)) THEN
+        RETURN 0;
+    END IF;
+    RETURN most - (SELECT count(*) FROM jobs WHERE rate_key = key AND started_at > since AND id <> ALL (claiming));
+END $$;
+"""
 _SCHEMA_LOCK_KEY = 0x6A6F6271  # "jobq": an arbitrary, fixed advisory-lock key
 _FIRST_RECONNECT_DELAY = 0.1
 
@@ -101,13 +136,13 @@ class PostgresDialect:
         `unnest` turns back into rows (a VALUES list would cost a parse of thousands of placeholders), and the
         NOTIFY rides along. The ids come from the sequence in the order of the ordered SELECT, so sorted
         they follow `jobs`."""
-        if any(job.unique_key is not None for job in jobs):
-            return self._insert_unique(cursor, jobs, now)
+        if not all(job.plain for job in jobs):
+            return self._insert_full(cursor, jobs, now)
         cursor.execute(_INSERT, self._arrays(jobs, now, _COLUMNS))
         return sorted(row[0] for row in cursor.fetchall())
 
-    def _insert_unique(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
-        """`insert_jobs` where some jobs have unique keys, in a transaction of its own (a savepoint in an
+    def _insert_full(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """`insert_jobs` where some jobs have unique keys or limits, in a transaction of its own (a savepoint in an
         application's). A skipped job gets the id of the job holding its key; should that one have finished in
         between, the skipped ones are inserted again."""
         ids: list[int | None] = [None] * len(jobs)
@@ -118,7 +153,7 @@ class PostgresDialect:
                 if not todo:
                     break
                 batch = [jobs[position] for position in todo]
-                cursor.execute(_INSERT_UNIQUE, self._arrays(batch, now, _COLUMNS + _UNIQUE_COLUMNS))
+                cursor.execute(_INSERT_FULL, self._arrays(batch, now, _COLUMNS + _OPTIONAL_COLUMNS))
                 returned = sorted(cursor.fetchall())
                 for position, job in zip(todo, batch, strict=True):
                     # Skipped rows are the only gaps: a row that is next in id order with this job's key is this job.
@@ -146,6 +181,23 @@ class PostgresDialect:
 
     def announce(self, connection: Connection, channel: Channel) -> None:
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel.value})
+
+    def create_functions(self, connection: Connection) -> None:
+        connection.execute(text(_LIMIT_FUNCTIONS))
+
+    def window_start(self, now: ColumnElement[datetime], seconds: ColumnElement[float]) -> ColumnElement[datetime]:
+        return now - seconds * literal_column("interval '1 second'")
+
+    def running_free(self, key: ColumnElement[str], most: ColumnElement[int],
+                     claiming: ColumnElement[int]) -> ColumnElement[int]:
+        """A function: it takes a lock on the key that concurrent claims of that key cannot get (they see 0 free
+        and leave its jobs for later), then counts with a snapshot of its own, taken after the lock, so that it
+        sees every claim of the key committed before (the claim's own snapshot, older, may not)."""
+        return func.jobqueue_running_free(key, most, select(func.array_agg(claiming)).scalar_subquery())
+
+    def starts_free(self, key: ColumnElement[str], most: ColumnElement[int], since: ColumnElement[datetime],
+                    claiming: ColumnElement[int]) -> ColumnElement[int]:
+        return func.jobqueue_starts_free(key, most, since, select(func.array_agg(claiming)).scalar_subquery())
 
     def server_time(self, engine: Engine) -> datetime:
         with engine.connect() as connection:

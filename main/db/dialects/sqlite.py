@@ -16,20 +16,37 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    cast,
+    create_engine,
+    event,
+    func,
+    literal,
+    literal_column,
+    make_url,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 
 from main.db.dialects import Channel
+from main.db.entities import Job
 from main.db.rows import UNIQUE_HOLDER, NewJob, refuse_duplicates
 from main.db.types import naive_utc
 
 BUSY_TIMEOUT_MS = 30_000
 _INSERT = (
     "INSERT INTO jobs (id, type, payload, status, queue, priority, attempts, max_retries, run_at, created_at, "
-    "updated_at, cancel_requested, unique_key, unique_scope) VALUES (?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0, ?, ?) "
+    "updated_at, cancel_requested, unique_key, unique_scope, concurrency_key, concurrency_limit, rate_key, rate_limit, "
+    "rate_window) VALUES (?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT DO NOTHING"  # a unique key another job holds: this row is skipped (see insert_jobs)
 )
 _HOLDER = UNIQUE_HOLDER.format(p="?")
+jobs = Job.__table__  # type: ignore[attr-defined]
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
 
 
@@ -90,7 +107,8 @@ class SqliteDialect:
         stamp = _stored(now)
         cursor.executemany(_INSERT, [
             (job_id, job.type, job.payload, job.queue, job.priority, job.max_retries, _stored(job.run_at),
-             stamp, stamp, job.unique_key, job.unique_scope)
+             stamp, stamp, job.unique_key, job.unique_scope, job.concurrency_key, job.concurrency_limit, job.rate_key,
+             job.rate_limit, job.rate_window)
             for job_id, job in zip(ids, jobs, strict=True)
         ])
         if cursor.rowcount == len(jobs):
@@ -123,6 +141,27 @@ class SqliteDialect:
             if now != seen:
                 seen = now
                 wake()
+
+    def create_functions(self, connection: Connection) -> None:
+        """None: the claim's counts are plain subqueries here."""
+
+    def window_start(self, now: ColumnElement[datetime], seconds: ColumnElement[float]) -> ColumnElement[datetime]:
+        """strftime's form ('YYYY-MM-DD HH:MM:SS.SSS') compares with the stored one to the millisecond."""
+        return func.strftime("%Y-%m-%d %H:%M:%f", now, literal("-") + cast(seconds, String) + literal(" seconds"))
+
+    def running_free(self, key: ColumnElement[str], most: ColumnElement[int],
+                     claiming: ColumnElement[int]) -> ColumnElement[int]:
+        """A plain count: the write lock keeps every other claim out, and SQLite evaluates the claim's IN list
+        before it changes a row."""
+        other = jobs.alias("other")
+        running = select(func.count()).where(other.c.status == literal_column("'running'"),
+                                             other.c.concurrency_key == key)
+        return most - running.scalar_subquery()
+
+    def starts_free(self, key: ColumnElement[str], most: ColumnElement[int], since: ColumnElement[datetime],
+                    claiming: ColumnElement[int]) -> ColumnElement[int]:
+        other = jobs.alias("other")
+        return most - select(func.count()).where(other.c.rate_key == key, other.c.started_at > since).scalar_subquery()
 
     def server_time(self, engine: Engine) -> None:
         """A file on this machine: every process that opens it shares this machine's clock."""

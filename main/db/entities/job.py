@@ -60,6 +60,10 @@ class Job(SQLModel, table=True):
                  **_where(f"unique_scope = '{UniqueScope.ACTIVE.value}' AND status IN ('pending', 'running')")),
         sa.Index("ux_jobs_unique_period", "type", "unique_key", unique=True,
                  **_where(f"unique_scope = '{UniqueScope.PERIOD.value}'")),
+        # Limits, asked inside the claim: running jobs per concurrency key; starts per rate key, by when.
+        sa.Index("ix_jobs_running_concurrency", "concurrency_key",
+                 **_where("status = 'running' AND concurrency_key IS NOT NULL")),
+        sa.Index("ix_jobs_rate_started", "rate_key", "started_at", **_where("rate_key IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
@@ -84,3 +88,8 @@ class Job(SQLModel, table=True):
     result: Any = Field(default=None, sa_type=StoredJSON, nullable=True)  # what perform returned, once completed
     unique_key: str | None = Field(default=None, max_length=300)
     unique_scope: UniqueScope | None = Field(default=None, sa_type=sa.String(8))
+    concurrency_key: str | None = Field(default=None, max_length=300)  # at most concurrency_limit running per key
+    concurrency_limit: int | None = None
+    rate_key: str | None = Field(default=None, max_length=300)  # at most rate_limit starts per rate_window seconds
+    rate_limit: int | None = None
+    rate_window: float | None = None

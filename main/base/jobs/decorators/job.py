@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin
 from pydantic import BaseModel
 
 from main.base.jobs.backoff import BACKOFF_KINDS, Backoff
+from main.base.jobs.limits import Limit, RateLimit
 from main.base.jobs.routing import integer_problem, queue_problem
 from main.base.jobs.schedule import schedule_problem
 from main.base.jobs.unique import Unique
@@ -39,6 +40,8 @@ class JobOptions:
     unique: Unique | None = None
     cron: str | None = None  # enqueued at each slot by the workers, with the schema's default payload
     cron_timezone: str = "UTC"
+    concurrency: Limit | None = None
+    rate_limit: RateLimit | None = None
 
 
 def job(
@@ -57,19 +60,22 @@ def job(
     unique: Unique | None = None,
     cron: str | None = None,
     cron_timezone: str = "UTC",
+    concurrency: Limit | None = None,
+    rate_limit: str | RateLimit | None = None,
 ) -> Callable[[J], J]:
     """Declare a job. `schema` may be omitted when the class subclasses ``BaseJob[SomeModel]``.
 
     max_retries: retries after the first attempt (3 means at most 4 runs). timeout: seconds per attempt,
     None for no limit. priority: higher runs first among due jobs of the same queue. result: the model of what
     perform returns (stored with the job, read by queue.result()). unique: see Unique. cron: run at each slot of
-    this cron expression (in `cron_timezone`), with the payload the schema's defaults make.
+    this cron expression (in `cron_timezone`), with the payload the schema's defaults make. concurrency: at most
+    Limit.max running at once (per key). rate_limit: at most so many starts per window, "100/m" or a RateLimit.
     """
 
     raw_options = dict(
         schema=schema, max_retries=max_retries, backoff=backoff, base_delay=base_delay, max_delay=max_delay,
         jitter=jitter, timeout=timeout, queue=queue, priority=priority, result=result, unique=unique, cron=cron,
-        cron_timezone=cron_timezone,
+        cron_timezone=cron_timezone, concurrency=concurrency, rate_limit=rate_limit,
     )
 
     def decorate(cls: J) -> J:
@@ -94,6 +100,8 @@ def job(
             unique=unique,
             cron=cron,
             cron_timezone=cron_timezone,
+            concurrency=concurrency,
+            rate_limit=RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit,
         )
         return cls
 
@@ -141,6 +149,20 @@ def _first_problem(cls: type, label: str, options: dict[str, Any]) -> str | None
         return f"option 'unique': {problem}"
     if cron is not None and (problem := schedule_problem(cron, options["cron_timezone"])):
         return f"option 'cron': {problem}"
+    concurrency, rate_limit = options["concurrency"], options["rate_limit"]
+    if concurrency is not None and not isinstance(concurrency, Limit):
+        return f"option 'concurrency' must be a Limit(max=..., key=...), got {concurrency!r:.80}"
+    if concurrency is not None and (problem := concurrency.problem()):
+        return f"option 'concurrency': {problem}"
+    if isinstance(rate_limit, str):
+        try:
+            rate_limit = RateLimit.parse(rate_limit)
+        except ValueError as exc:
+            return f"option 'rate_limit': {exc}"
+    if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+        return f"option 'rate_limit' must be a rate such as '100/m' or a RateLimit(...), got {rate_limit!r:.80}"
+    if rate_limit is not None and (problem := rate_limit.problem()):
+        return f"option 'rate_limit': {problem}"
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         return f"the class does not define {', '.join(missing)} (required by its base class)"
