@@ -27,17 +27,23 @@ class Scheduler:
         self.interval = interval
         self._done: dict[str, datetime] = {}  # the last slot of each schedule known to be enqueued (or skipped)
 
+    async def once(self) -> None:
+        """One look: the worker takes it before its first claim, so that a burst runs the slots due at its start."""
+        try:
+            await self.look()
+        except DBAPIError as exc:  # an outage: the next look tries again
+            self.log.error("schedules_not_checked", error=describe_database_error(exc))
+
     async def run(self) -> None:
-        """Look every `interval` seconds until cancelled; returns at once if there are no schedules."""
+        """Look again every `interval` seconds until cancelled; returns at once if there are no schedules."""
         while self.schedules:
-            try:
-                await self.look()
-            except DBAPIError as exc:  # an outage: the next look tries again
-                self.log.error("schedules_not_checked", error=describe_database_error(exc))
             await anyio.sleep(self.interval)
+            await self.once()
 
     async def look(self) -> list[int]:
         """Enqueue every schedule's latest slot that no worker enqueued yet. Returns the new jobs' ids."""
+        if not self.schedules:
+            return []
         now = self.clock.now()
         due = {schedule.label: schedule.previous_slot(now) for schedule in self.schedules}
         if any(slot > self._done.get(name, datetime.min.replace(tzinfo=slot.tzinfo)) for name, slot in due.items()):

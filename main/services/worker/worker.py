@@ -74,6 +74,7 @@ class Worker:
         queue = self.queue
         await queue.database.run(queue.sync_clock)
         await self.maintenance.once()
+        await self.scheduler.once()
         await queue.database.run(queue.store.register_worker, self._registration())
         try:
             await self._run_parts(burst, task_status)
