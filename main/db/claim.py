@@ -3,15 +3,28 @@ respects every limit on the way (paused queues, concurrency and rate limits), fo
 
     candidates   due pending jobs of the worker's queues, not paused, whose keys look under their limits,
                  best first, LIMIT n, locked (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock)
-    ranked       each candidate's rank among the candidates of its concurrency key and of its rate key
+    ranked       each limited candidate's rank among the candidates of its concurrency key and of its rate key
     free         per key, how many more may run (start) now: counted exactly, under a per-key lock
-    chosen       the candidates whose rank fits in what is free: claimed
+    chosen       the candidates without limits, and those whose rank fits in what is free: claimed
 
 A key at its limit is left out of `candidates`, so its waiting jobs never fill the batch and hold up other keys.
 The look there uses the statement's snapshot and may be stale; `free` is the exact count (the dialect's).
 """
 
-from sqlalchemy import ColumnElement, Text, Update, bindparam, cast, exists, func, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    Update,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from main.db.dialects import Dialect
@@ -62,10 +75,12 @@ def _build(dialect: Dialect, some_queues: bool, one_job: bool) -> Update:
                   .cte("candidates"))
     c = candidates.c
     best_first = (c.priority.desc(), c.run_at, c.id)
+    unlimited = select(c.id).where(c.concurrency_key.is_(None), c.rate_key.is_(None))
+    # Ranks only among the candidates that have a limit (most batches have none: nothing to sort).
     ranked = select(c.id, c.concurrency_key, c.rate_key,
                     func.row_number().over(partition_by=c.concurrency_key, order_by=best_first).label("in_key"),
                     func.row_number().over(partition_by=c.rate_key, order_by=best_first).label("in_rate"),
-                    ).subquery("ranked")
+                    ).where(or_(c.concurrency_key.is_not(None), c.rate_key.is_not(None))).subquery("ranked")
     running_free = (select(c.concurrency_key.label("key"),
                            dialect.running_free(c.concurrency_key, func.max(c.concurrency_limit), c.id)
                            .label("free"))
@@ -75,11 +90,12 @@ def _build(dialect: Dialect, some_queues: bool, one_job: bool) -> Update:
                                               dialect.window_start(now, func.max(c.rate_window)), c.id)
                           .label("free"))
                    .where(c.rate_key.is_not(None)).group_by(c.rate_key).subquery("starts_free"))
-    chosen = (select(ranked.c.id)
-              .outerjoin(running_free, running_free.c.key == ranked.c.concurrency_key)
-              .outerjoin(starts_free, starts_free.c.key == ranked.c.rate_key)
-              .where(_fits(ranked.c.concurrency_key, ranked.c.in_key, running_free.c.free),
-                     _fits(ranked.c.rate_key, ranked.c.in_rate, starts_free.c.free)))
+    limited = (select(ranked.c.id)
+               .outerjoin(running_free, running_free.c.key == ranked.c.concurrency_key)
+               .outerjoin(starts_free, starts_free.c.key == ranked.c.rate_key)
+               .where(_fits(ranked.c.concurrency_key, ranked.c.in_key, running_free.c.free),
+                      _fits(ranked.c.rate_key, ranked.c.in_rate, starts_free.c.free)))
+    chosen = union_all(unlimited, limited)
     return (
         update(jobs)
         .where(jobs.c.id.in_(chosen))

@@ -39,12 +39,13 @@ from main.db.rows import UNIQUE_HOLDER, NewJob, refuse_duplicates
 from main.db.types import naive_utc
 
 BUSY_TIMEOUT_MS = 30_000
-_INSERT = (
-    "INSERT INTO jobs (id, type, payload, status, queue, priority, attempts, max_retries, run_at, created_at, "
-    "updated_at, cancel_requested, unique_key, unique_scope, concurrency_key, concurrency_limit, rate_key, rate_limit, "
-    "rate_window) VALUES (?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT DO NOTHING"  # a unique key another job holds: this row is skipped (see insert_jobs)
-)
+_COLUMNS = ("id, type, payload, status, queue, priority, attempts, max_retries, run_at, created_at, updated_at, "
+            "cancel_requested")
+_VALUES = "?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_VALUES})"
+# With the columns only some jobs have; a unique key another job holds: the row is skipped (see insert_jobs).
+_INSERT_FULL = (f"INSERT INTO jobs ({_COLUMNS}, unique_key, unique_scope, concurrency_key, concurrency_limit, "
+                f"rate_key, rate_limit, rate_window) VALUES ({_VALUES}, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 _HOLDER = UNIQUE_HOLDER.format(p="?")
 jobs = Job.__table__  # type: ignore[attr-defined]
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
@@ -105,11 +106,14 @@ class SqliteDialect:
         first = cursor.fetchone()[0]
         ids = list(range(first, first + len(jobs)))
         stamp = _stored(now)
-        cursor.executemany(_INSERT, [
-            (job_id, job.type, job.payload, job.queue, job.priority, job.max_retries, _stored(job.run_at),
-             stamp, stamp, job.unique_key, job.unique_scope, job.concurrency_key, job.concurrency_limit, job.rate_key,
-             job.rate_limit, job.rate_window)
-            for job_id, job in zip(ids, jobs, strict=True)
+        rows = [(job_id, job.type, job.payload, job.queue, job.priority, job.max_retries, _stored(job.run_at), stamp,
+                 stamp) for job_id, job in zip(ids, jobs, strict=True)]
+        if all(job.plain for job in jobs):
+            cursor.executemany(_INSERT, rows)
+            return ids
+        cursor.executemany(_INSERT_FULL, [
+            (*row, job.unique_key, job.unique_scope, job.concurrency_key, job.concurrency_limit, job.rate_key,
+             job.rate_limit, job.rate_window) for row, job in zip(rows, jobs, strict=True)
         ])
         if cursor.rowcount == len(jobs):
             return ids
