@@ -23,6 +23,14 @@ class NewJob:
     priority: int
     max_retries: int
     run_at: datetime
+    keys: "JobKeys | None" = None  # unique key and limits, for the jobs whose options give them
+
+
+@dataclass(frozen=True, slots=True)
+class JobKeys:
+    """What only some jobs have: a unique key, a concurrency limit, a rate limit (the columns of the same names).
+    Kept apart so that a plain job costs no more to build than before they existed."""
+
     unique_key: str | None = None  # another job of this type holding the key (see UniqueScope) makes this a no-op
     unique_scope: str | None = None
     raise_on_duplicate: bool = False  # DuplicateJobError instead of the holder's id
@@ -32,10 +40,14 @@ class NewJob:
     rate_limit: int | None = None
     rate_window: float | None = None
 
-    @property
-    def plain(self) -> bool:
-        """Whether the job has none of the columns that only some jobs have (unique keys, limits)."""
-        return self.unique_key is None and self.concurrency_key is None and self.rate_key is None
+    COLUMNS = ("unique_key", "unique_scope", "concurrency_key", "concurrency_limit", "rate_key", "rate_limit",
+               "rate_window")
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, column) for column in self.COLUMNS)
+
+
+NO_KEYS = JobKeys()
 
 
 # The job that holds a unique key, as the partial unique indexes see it ({p}: the driver's placeholder).
@@ -47,8 +59,8 @@ def refuse_duplicates(jobs: Sequence[NewJob], ids: Sequence[int], created: Seque
     """Inside the enqueue's transaction, after the insert: raise DuplicateJobError (and so write nothing) for the
     first job that was not created because its key was taken and that asked for an error instead of the id."""
     for job, job_id, new in zip(jobs, ids, created, strict=True):
-        if not new and job.raise_on_duplicate:
-            raise DuplicateJobError(job.type, job.unique_key or "", job_id)
+        if not new and job.keys and job.keys.raise_on_duplicate:
+            raise DuplicateJobError(job.type, job.keys.unique_key or "", job_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from main.clock import Clock, ServerClock, SystemClock
 from main.db.dialects import Channel
 from main.db.engine import Database
 from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, WorkerRow
-from main.db.rows import NewJob
+from main.db.rows import JobKeys, NewJob
 from main.db.store import JobFilter, JobStore
 from main.errors import (
     JobCancelledError,
@@ -570,8 +570,7 @@ def _with_keys(row: NewJob, request: JobRequest, payload: BaseModel, now: dateti
         raise JobRequestError(f"cannot enqueue job {options.name!r}: unique_key must be a non-empty string, got "
                               f"{given!r:.80}")
     concurrency, rate = options.concurrency, options.rate_limit
-    return replace(
-        row,
+    return replace(row, keys=JobKeys(
         unique_key=unique.key_for(payload, row.payload, now, given) if unique else None,
         unique_scope=unique.scope if unique else None,
         raise_on_duplicate=bool(unique and unique.on_duplicate == "raise"),
@@ -580,7 +579,7 @@ def _with_keys(row: NewJob, request: JobRequest, payload: BaseModel, now: dateti
         rate_key=rate.key_for(options.name, payload) if rate else None,
         rate_limit=rate.limit if rate else None,
         rate_window=rate.per.total_seconds() if rate else None,
-    )
+    ))
 
 
 def _run_at(request: JobRequest, now: datetime) -> datetime:

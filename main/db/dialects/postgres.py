@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.base.jobs.backoff import outage_delay
 from main.db.dialects import Channel
-from main.db.rows import UNIQUE_HOLDER, NewJob, refuse_duplicates
+from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, refuse_duplicates
 from main.db.types import naive_utc
 from main.errors import JobQueueError
 from main.log import get_logger
@@ -37,9 +37,8 @@ PING_AFTER_IDLE = 1.0  # seconds a pooled connection may rest before it is check
 _COLUMNS = [("type", "varchar[]"), ("payload", "json[]"), ("queue", "varchar[]"), ("priority", "int[]"),
             ("max_retries", "int[]"), ("run_at", "timestamp[]")]
 # ... and those that only some jobs have: unique keys and limits.
-_OPTIONAL_COLUMNS = [("unique_key", "varchar[]"), ("unique_scope", "varchar[]"), ("concurrency_key", "varchar[]"),
-                     ("concurrency_limit", "int[]"), ("rate_key", "varchar[]"), ("rate_limit", "int[]"),
-                     ("rate_window", "float8[]")]
+_OPTIONAL_COLUMNS = list(zip(JobKeys.COLUMNS, ("varchar[]", "varchar[]", "varchar[]", "int[]", "varchar[]", "int[]",
+                                                "float8[]"), strict=True))
 
 
 def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str = "id") -> str:
@@ -136,7 +135,7 @@ class PostgresDialect:
         `unnest` turns back into rows (a VALUES list would cost a parse of thousands of placeholders), and the
         NOTIFY rides along. The ids come from the sequence in the order of the ordered SELECT, so sorted
         they follow `jobs`."""
-        if not all(job.plain for job in jobs):
+        if any(job.keys for job in jobs):
             return self._insert_full(cursor, jobs, now)
         cursor.execute(_INSERT, self._arrays(jobs, now, _COLUMNS))
         return sorted(row[0] for row in cursor.fetchall())
@@ -157,12 +156,14 @@ class PostgresDialect:
                 returned = sorted(cursor.fetchall())
                 for position, job in zip(todo, batch, strict=True):
                     # Skipped rows are the only gaps: a row that is next in id order with this job's key is this job.
-                    if returned and (job.unique_key is None or tuple(returned[0][1:]) == (job.type, job.unique_key)):
+                    key = (job.keys or NO_KEYS).unique_key
+                    if returned and (key is None or tuple(returned[0][1:]) == (job.type, key)):
                         ids[position], created[position] = returned.pop(0)[0], True
                 for position in todo:
                     if ids[position] is None:
                         job = jobs[position]
-                        cursor.execute(_HOLDER, (job.type, job.unique_key, job.unique_scope))
+                        keys = job.keys or NO_KEYS
+                        cursor.execute(_HOLDER, (job.type, keys.unique_key, keys.unique_scope))
                         ids[position] = next(iter(cursor.fetchone() or ()), None)
             found = [job_id for job_id in ids if job_id is not None]
             if len(found) < len(jobs):
@@ -175,7 +176,10 @@ class PostgresDialect:
     def _arrays(jobs: Sequence[NewJob], now: datetime, columns: list[tuple[str, str]]) -> dict[str, Any]:
         arrays: dict[str, Any] = {"now": naive_utc(now)}
         for name, _ in columns:
-            arrays[name] = [getattr(job, name) for job in jobs]
+            if name in JobKeys.COLUMNS:
+                arrays[name] = [getattr(job.keys or NO_KEYS, name) for job in jobs]
+            else:
+                arrays[name] = [getattr(job, name) for job in jobs]
         arrays["run_at"] = [naive_utc(job.run_at) for job in jobs]
         return arrays
 

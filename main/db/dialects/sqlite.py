@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from main.db.dialects import Channel
 from main.db.entities import Job
-from main.db.rows import UNIQUE_HOLDER, NewJob, refuse_duplicates
+from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, refuse_duplicates
 from main.db.types import naive_utc
 
 BUSY_TIMEOUT_MS = 30_000
@@ -44,8 +44,8 @@ _COLUMNS = ("id, type, payload, status, queue, priority, attempts, max_retries, 
 _VALUES = "?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, 0"
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_VALUES})"
 # With the columns only some jobs have; a unique key another job holds: the row is skipped (see insert_jobs).
-_INSERT_FULL = (f"INSERT INTO jobs ({_COLUMNS}, unique_key, unique_scope, concurrency_key, concurrency_limit, "
-                f"rate_key, rate_limit, rate_window) VALUES ({_VALUES}, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_INSERT_FULL = (f"INSERT INTO jobs ({_COLUMNS}, {', '.join(JobKeys.COLUMNS)}) "
+                f"VALUES ({_VALUES}{', ?' * len(JobKeys.COLUMNS)}) ON CONFLICT DO NOTHING")
 _HOLDER = UNIQUE_HOLDER.format(p="?")
 jobs = Job.__table__  # type: ignore[attr-defined]
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
@@ -108,13 +108,11 @@ class SqliteDialect:
         stamp = _stored(now)
         rows = [(job_id, job.type, job.payload, job.queue, job.priority, job.max_retries, _stored(job.run_at), stamp,
                  stamp) for job_id, job in zip(ids, jobs, strict=True)]
-        if all(job.plain for job in jobs):
+        if not any(job.keys for job in jobs):
             cursor.executemany(_INSERT, rows)
             return ids
-        cursor.executemany(_INSERT_FULL, [
-            (*row, job.unique_key, job.unique_scope, job.concurrency_key, job.concurrency_limit, job.rate_key,
-             job.rate_limit, job.rate_window) for row, job in zip(rows, jobs, strict=True)
-        ])
+        cursor.executemany(_INSERT_FULL, [(*row, *(job.keys or NO_KEYS).values()) for row, job in zip(rows, jobs,
+                                                                                                       strict=True)])
         if cursor.rowcount == len(jobs):
             return ids
         cursor.execute(f"SELECT id FROM jobs WHERE id >= {first} AND id < {first + len(jobs)}")
@@ -122,7 +120,8 @@ class SqliteDialect:
         created = [job_id in written for job_id in ids]
         for position, job in enumerate(jobs):
             if not created[position]:
-                cursor.execute(_HOLDER, (job.type, job.unique_key, job.unique_scope))
+                keys = job.keys or NO_KEYS
+                cursor.execute(_HOLDER, (job.type, keys.unique_key, keys.unique_scope))
                 ids[position] = cursor.fetchone()[0]
         refuse_duplicates(jobs, ids, created)
         return ids
