@@ -9,6 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import anyio
 import pytest
@@ -20,8 +21,8 @@ from __tests__.test_worker import eventually, running
 from main.base.jobs import BaseJob, JobRequest, Schedule, job
 from main.clock import FrozenClock
 from main.db.entities import Job, JobStatus
-from main.errors import JobDefinitionError, JobRegistrationError
-from main.services.job_queue import JobQueue
+from main.errors import JobDefinitionError, JobRegistrationError, SettingsError
+from main.services.job_queue import JobQueue, module_schedules
 from main.services.worker import Worker
 
 pytestmark = pytest.mark.anyio
@@ -147,3 +148,18 @@ def test_of_eight_threads_moving_a_schedule_to_the_same_slot_one_enqueues(make_q
         assert len([job_id for job_id in ids if job_id is not None]) == 1
     assert store.enqueue_slot("s", START + timedelta(minutes=3), job, now) is None  # an older slot: done
     assert len(queue.store.list_jobs(types=["NoopJob"])) == 5
+
+
+def test_the_jobs_module_lists_its_schedules_as_SCHEDULES_or_schedules() -> None:
+    every = Schedule(NoopJob, "* * * * *")
+    for name in ("SCHEDULES", "schedules"):
+        module = ModuleType("jobs_module")
+        setattr(module, name, [every])
+        assert module_schedules(module) == [every]
+    module.SCHEDULES = [every]  # type: ignore[attr-defined]
+    with pytest.raises(SettingsError, match="has both SCHEDULES and schedules; keep one list"):
+        module_schedules(module)
+    lonely = ModuleType("jobs_module")
+    lonely.SCHEDULES = every  # type: ignore[attr-defined]
+    with pytest.raises(SettingsError, match="SCHEDULES in module 'jobs_module' must be a list of Schedule"):
+        module_schedules(lonely)

@@ -135,7 +135,7 @@ class JobQueue:
         module = load_jobs_module(self.settings.jobs_module) if jobs is None else None
         for job_class in module.JOBS if module else jobs or ():
             self.register(job_class)
-        for schedule in getattr(module, "SCHEDULES", ()) if schedules is None else schedules:
+        for schedule in module_schedules(module) if schedules is None else schedules:
             self.add_schedule(schedule)
 
     # -- registry --------------------------------------------------------------------------------------
@@ -556,10 +556,23 @@ def load_jobs_module(module_name: str) -> ModuleType:
         raise SettingsError(
             f"JOBQUEUE_JOBS_MODULE: module {module_name!r} has no JOBS list; define JOBS = [YourJob, ...] in it"
         )
-    if not isinstance(getattr(module, "SCHEDULES", []), list | tuple):
-        raise SettingsError(f"JOBQUEUE_JOBS_MODULE: SCHEDULES in module {module_name!r} must be a list of "
-                            "Schedule(...)")
+    module_schedules(module)
     return module
+
+
+def module_schedules(module: ModuleType | None) -> list[Schedule]:
+    """The jobs module's schedules: its SCHEDULES list (or `schedules`, as the issue that added them spelt it)."""
+    if module is None:
+        return []
+    found = {name: getattr(module, name) for name in ("SCHEDULES", "schedules") if hasattr(module, name)}
+    if len(found) > 1:
+        raise SettingsError(f"JOBQUEUE_JOBS_MODULE: module {module.__name__!r} has both SCHEDULES and schedules; "
+                            "keep one list")
+    schedules: object = next(iter(found.values()), [])
+    if not isinstance(schedules, list | tuple):
+        raise SettingsError(f"JOBQUEUE_JOBS_MODULE: {next(iter(found))} in module {module.__name__!r} must be a list "
+                            "of Schedule(...)")
+    return list(schedules)
 
 
 def _with_keys(row: NewJob, request: JobRequest, payload: BaseModel, now: datetime) -> NewJob:
