@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
           "pickup latency, worker in another process"]),
         ("bench.bench_checkpoints", ["--items", "60"], ["every item", "every 100 items", "every second",
                                                               "default policy"]),
+        ("bench.bench_store", ["--jobs", "200", "--batch", "50"], ["bulk enqueue", "one by one", "ms per 50",
+                                                                   "record"]),
     ],
 )
 def test_benchmark_prints_its_figures(script: str, args: list[str], expected: list[str]) -> None:
