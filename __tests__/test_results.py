@@ -88,3 +88,49 @@ def test_jobs_show_prints_the_result(sqlite_url: str) -> None:
     shown = run_cli(queue.settings.database_url, "jobs", "show", str(job_id), "--json")
     assert json.loads(shown.stdout)["result"] == {"total": 5.0, "count": 1}
     assert '"total": 5.0' in run_cli(queue.settings.database_url, "jobs", "show", str(job_id)).stdout
+
+
+@pytest.mark.postgres
+def test_only_the_end_of_an_awaited_job_is_announced(postgres_url: str) -> None:
+    """NOTIFY serialises the commits of every session that sends one: a batch of outcomes sends it only when
+    someone waits for one of its jobs (queue.result() marks the job)."""
+    import psycopg
+
+    from main.db.dialects import Channel
+
+    queue = set_job_queue(JobQueue(Settings.load(database_url=postgres_url, **FAST), jobs=JOBS))
+    quiet, awaited = NoopJob.perform_bulk_sync([{"n": 1}, {"n": 2}])
+    with psycopg.connect(postgres_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {Channel.FINISHED_JOBS.value}")
+        anyio.run(partial(queue.work_one, quiet))
+        assert list(listener.notifies(timeout=0.5)) == []
+        queue.store.await_result(awaited)
+        anyio.run(partial(queue.work_one, awaited))
+        assert [note.channel for note in listener.notifies(timeout=2, stop_after=1)] == [Channel.FINISHED_JOBS.value]
+    queue.close()
+
+
+@pytest.mark.postgres
+def test_a_batch_with_results_and_a_heartbeat_at_the_same_moment_do_not_deadlock(postgres_url: str) -> None:
+    """Before: the batch wrote results row by row (in the order the jobs finished) and then completed them, while
+    the heartbeat renewed the same rows in its own order: PostgreSQL found a deadlock a second later, long
+    enough for a short lease to expire, and live workers' jobs ran twice (the 4-process fleet test, now and then)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from main.db.outcomes import Decision, Kind
+
+    queue = set_job_queue(JobQueue(Settings.load(database_url=postgres_url, **FAST), jobs=JOBS))
+    store = queue.store
+    for _ in range(20):
+        NoopJob.perform_bulk_sync([{"n": n} for n in range(40)])
+        now = queue.clock.now()
+        ids = [job.id for job in store.claim("w", (), 40, now, now + timedelta(seconds=30))]
+        decisions = [Decision(job_id, Kind.COMPLETE, result=job_id) for job_id in reversed(ids)]
+        with ThreadPoolExecutor(2) as pool:
+            beat = pool.submit(lambda: [store.heartbeat("w", ids, now + timedelta(seconds=30)) for _ in range(5)])
+            written = pool.submit(store.record, "w", decisions, now)
+            assert written.result(timeout=10) == set(ids)  # a deadlock raises here (or in the beat)
+            beat.result(timeout=10)
+    assert queue.get_status_sync().counts_by_status["completed"] == 800
+    queue.close()

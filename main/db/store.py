@@ -163,26 +163,39 @@ class JobStore:
         for decision in decisions:
             by_kind.setdefault(decision.kind, []).append(decision.job_id)
         written: set[int] = set()
+        awaited = False  # whether a job that ended here has someone waiting for its result (await_result)
         with self._connection() as connection:
             results = [{"job_id": d.job_id, "w_id": worker_id, "value": d.result} for d in decisions
                        if d.kind is Kind.COMPLETE and d.result is not None]
+            if results or len(by_kind) > 1 or by_kind.keys() & _FINISH_ONE.keys():  # more than one statement:
+                connection.execute(_LOCKED_IN_ORDER, {"ids": [d.job_id for d in decisions], "w_id": worker_id})
             if results:  # before the batch's COMPLETE, while the rows are still this worker's
                 connection.execute(_SET_RESULT, results)
             for kind, job_ids in by_kind.items():
                 if kind in _FINISH_MANY:
-                    written.update(connection.scalars(_FINISH_MANY[kind], {"ids": job_ids, "w_id": worker_id,
-                                                                           "now": now}))
+                    for job_id, result_awaited in connection.execute(_FINISH_MANY[kind], {
+                            "ids": job_ids, "w_id": worker_id, "now": now}):
+                        written.add(job_id)
+                        awaited |= bool(result_awaited) and kind in _ENDS
             for decision in decisions:
                 if decision.kind in _FINISH_ONE:
                     params = {"job_id": decision.job_id, "w_id": worker_id, "now": now, "retry_at": decision.run_at,
                               "error": decision.error, "traceback": decision.traceback}
-                    if connection.execute(_FINISH_ONE[decision.kind], params).rowcount == 1:  # type: ignore[attr-defined]
+                    for _, result_awaited in connection.execute(_FINISH_ONE[decision.kind], params):
                         written.add(decision.job_id)
+                        awaited |= bool(result_awaited) and decision.kind in _ENDS
             if any(d.wakes_workers(now) and d.job_id in written for d in decisions):
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
-            if any(d.kind in _ENDS and d.job_id in written for d in decisions):
+            if awaited:  # not for every batch: NOTIFY serialises the commits of every session that sends one
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
         return written
+
+    def await_result(self, job_id: int) -> None:
+        """Mark a job as awaited (queue.result()): when it ends, its worker announces it on FINISHED_JOBS."""
+        with self._connection() as connection:
+            connection.execute(update(jobs_table).where(jobs_table.c.id == _checked_id(job_id),
+                                                        jobs_table.c.result_awaited.is_(None))
+                               .values(result_awaited=True))
 
     def save_checkpoint(
         self, job_id: int, worker_id: str, checkpoint: dict[str, Any], writes: Sequence[Callable[[Session], None]],
@@ -466,9 +479,15 @@ class JobStore:
 
 
 _OWNED = (jobs_table.c.worker_id == bindparam("w_id"), RUNNING)
+# Rows of this worker among `ids`, locked in id order. Every statement that may wait for a row lock held by another
+# transaction of the worker (the heartbeat's renewal, the outcomes of a batch) takes its locks this way: two
+# transactions that lock rows in the same order cannot deadlock (PostgreSQL notices a deadlock only after
+# deadlock_timeout, a second, long enough for short leases to expire). SQLite: the write lock; FOR UPDATE is left out.
+_LOCKED_IN_ORDER = (select(jobs_table.c.id).where(jobs_table.c.id.in_(bindparam("ids", expanding=True)), *_OWNED)
+                    .order_by(jobs_table.c.id).with_for_update())
 _RENEW = (
     update(jobs_table)
-    .where(jobs_table.c.id.in_(bindparam("ids", expanding=True)), *_OWNED)
+    .where(jobs_table.c.id.in_(_LOCKED_IN_ORDER.scalar_subquery()), *_OWNED)
     .values(lease_expires_at=bindparam("lease_until"))
     .returning(jobs_table.c.id, jobs_table.c.cancel_requested, jobs_table.c.queue.in_(PAUSED_QUEUES))
 )
@@ -480,11 +499,11 @@ def _finish(where: ColumnElement[bool], **values: Any) -> Update:
             .values(updated_at=bindparam("now"), lease_expires_at=None, cancel_requested=False, **values))
 
 
-_MANY = jobs_table.c.id.in_(bindparam("ids", expanding=True))
+_MANY = jobs_table.c.id.in_(_LOCKED_IN_ORDER.scalar_subquery())
 _ONE = jobs_table.c.id == bindparam("job_id")
 # The outcomes whose values are the same for every row: one statement for a whole batch.
 _FINISH_MANY: dict[Kind, Update] = {
-    kind: _finish(_MANY, **values).returning(jobs_table.c.id)
+    kind: _finish(_MANY, **values).returning(jobs_table.c.id, jobs_table.c.result_awaited)
     for kind, values in {
         Kind.COMPLETE: {"status": JobStatus.COMPLETED, "finished_at": bindparam("now")},
         Kind.CANCEL: {"status": JobStatus.CANCELLED, "finished_at": bindparam("now"),
@@ -500,6 +519,7 @@ _FINISH_ONE: dict[Kind, Update] = {
     Kind.FAIL: _finish(_ONE, status=JobStatus.FAILED, finished_at=bindparam("now"), last_error=bindparam("error"),
                        last_traceback=bindparam("traceback")),
 }
+_FINISH_ONE = {kind: stmt.returning(jobs_table.c.id, jobs_table.c.result_awaited) for kind, stmt in _FINISH_ONE.items()}
 
 
 _SET_RESULT = update(jobs_table).where(_ONE, *_OWNED).values(result=bindparam("value", type_=jobs_table.c.result.type))

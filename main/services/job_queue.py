@@ -450,6 +450,9 @@ class JobQueue:
                 async with anyio.create_task_group() as listener:
                     listener.start_soon(self.database.dialect.listen, Channel.FINISHED_JOBS, finished.wake)
                     job = await self.get_job(job_id)
+                    if job.status not in TERMINAL_STATUSES and not job.result_awaited:
+                        await anyio.to_thread.run_sync(self.store.await_result, job_id)
+                        job = await self.get_job(job_id)  # it may have ended before it was marked
                     while job.status not in TERMINAL_STATUSES:
                         await finished.wait(self.settings.poll_interval)
                         job = await self.get_job(job_id)

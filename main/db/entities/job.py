@@ -93,3 +93,4 @@ class Job(SQLModel, table=True):
     rate_key: str | None = Field(default=None, max_length=300)  # at most rate_limit starts per rate_window seconds
     rate_limit: int | None = None
     rate_window: float | None = None
+    result_awaited: bool | None = None  # true: someone waits in queue.result(), so its end is announced

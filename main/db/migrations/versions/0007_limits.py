@@ -1,6 +1,7 @@
 """Concurrency and rate limits, enforced inside the claim: each job carries its keys and limits; two partial
 indexes count what the claim asks about (running jobs per concurrency key, starts per rate key); on PostgreSQL
 two functions count them under a per-key lock with a snapshot of their own (see main/db/dialects/postgres.py).
+And `jobs.result_awaited`: a job whose end someone awaits (queue.result()), so that only its end is announced.
 
 Revision ID: 0007
 Revises: 0006
@@ -42,6 +43,7 @@ def upgrade() -> None:
         jobs.add_column(sa.Column("rate_key", sa.String(300), nullable=True))
         jobs.add_column(sa.Column("rate_limit", sa.Integer(), nullable=True))
         jobs.add_column(sa.Column("rate_window", sa.Float(), nullable=True))
+        jobs.add_column(sa.Column("result_awaited", sa.Boolean(), nullable=True))
     running = "status = 'running' AND concurrency_key IS NOT NULL"
     op.create_index("ix_jobs_running_concurrency", "jobs", ["concurrency_key"], sqlite_where=sa.text(running),
                     postgresql_where=sa.text(running))
@@ -58,5 +60,6 @@ def downgrade() -> None:
     op.drop_index("ix_jobs_rate_started", table_name="jobs")
     op.drop_index("ix_jobs_running_concurrency", table_name="jobs")
     with op.batch_alter_table("jobs") as jobs:
-        for column in ("rate_window", "rate_limit", "rate_key", "concurrency_limit", "concurrency_key"):
+        for column in ("result_awaited", "rate_window", "rate_limit", "rate_key", "concurrency_limit",
+                       "concurrency_key"):
             jobs.drop_column(column)
