@@ -128,9 +128,9 @@ def test_a_batch_with_results_and_a_heartbeat_at_the_same_moment_do_not_deadlock
         ids = [job.id for job in store.claim("w", (), 40, now, now + timedelta(seconds=30))]
         decisions = [Decision(job_id, Kind.COMPLETE, result=job_id) for job_id in reversed(ids)]
         with ThreadPoolExecutor(2) as pool:
-            beat = pool.submit(lambda: [store.heartbeat("w", ids, now + timedelta(seconds=30)) for _ in range(5)])
             written = pool.submit(store.record, "w", decisions, now)
+            beats = [pool.submit(store.heartbeat, "w", ids, now + timedelta(seconds=30)) for _ in range(5)]
             assert written.result(timeout=10) == set(ids)  # a deadlock raises here (or in the beat)
-            beat.result(timeout=10)
+            assert all(beat.result(timeout=10) for beat in beats)
     assert queue.get_status_sync().counts_by_status["completed"] == 800
     queue.close()
