@@ -19,7 +19,8 @@ LogFormat = Literal["auto", "console", "json"]
 def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> None:
     """Configure structlog for a worker or CLI process. Libraries importing jobqueue are left alone."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    renderer = (structlog.processors.JSONRenderer() if use_json
+                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))  # no ANSI codes in files and pipes
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

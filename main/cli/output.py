@@ -21,8 +21,19 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+# `jobs show`: what a job is, where it stands, when, who runs it, its keys and limits, then the data, long texts last.
+_SHOW_ORDER = ("id", "type", "status", "queue", "priority", "attempts", "max_retries", "run_at", "created_at",
+               "started_at", "finished_at", "updated_at", "worker_id", "lease_expires_at", "cancel_requested",
+               "unique_key", "unique_scope", "concurrency_key", "concurrency_limit", "rate_key", "rate_limit",
+               "rate_window", "result_awaited", "payload", "result", "progress", "checkpoint", "last_error",
+               "last_traceback")
+
+
 def job_as_dict(job: Job) -> dict[str, Any]:
-    return {**job.model_dump(mode="json"), "progress": checkpoint_summary(job.checkpoint)}
+    """Every field, in the order people read them (`_SHOW_ORDER`; a field it does not know comes last)."""
+    fields = {**job.model_dump(mode="json"), "progress": checkpoint_summary(job.checkpoint)}
+    return {name: fields[name] for name in sorted(fields, key=lambda name: (
+        _SHOW_ORDER.index(name) if name in _SHOW_ORDER else len(_SHOW_ORDER)))}
 
 
 def describe_progress(job: Job) -> str:
@@ -65,16 +76,30 @@ def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
     if as_json:
         print_json([{name: job_as_dict(job)[name] for name in _LIST_FIELDS} for job in jobs])
         return
-    table = Table(title=f"{len(jobs)} job(s), newest first")
-    for name in ("id", "type", "status", "queue", "prio", "tries", "run_at (UTC)"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("last error", overflow="ellipsis", no_wrap=True, max_width=60)
-    for job in jobs:
-        table.add_row(
-            str(job.id), job.type, job.status.value, job.queue, str(job.priority),
-            f"{job.attempts}/{job.max_retries + 1}", job.run_at.strftime("%Y-%m-%d %H:%M:%S"), job.last_error or "",
-        )
+    wide = console.width >= _WIDE
+    rows = [{"id": str(job.id), "type": job.type, "status": job.status.value, "queue": job.queue,
+             "prio": str(job.priority), "tries": f"{job.attempts}/{job.max_retries + 1}",
+             "run_at (UTC)": job.run_at.strftime("%Y-%m-%d %H:%M:%S" if wide else "%m-%d %H:%M"),
+             "last error": job.last_error or ""} for job in jobs]
+    shown = [name for name in (rows[0] if rows else ["id"]) if wide or name not in ("queue", "prio")]
+    widths = {name: max([len(name), *(len(row[name]) for row in rows)]) for name in shown}
+    # An id, a status or a count cut short means nothing: those keep their width; type and last error share what
+    # is left (each column costs 3 more for its padding and border), cut with an ellipsis.
+    left = console.width - 1 - 3 * len(shown) - sum(width for name, width in widths.items() if name not in _GIVE_WAY)
+    widths["type"] = max(4, min(widths["type"], left // 3)) if "type" in widths else 0
+    widths["last error"] = max(0, min(widths.get("last error", 0), left - widths["type"], 60))
+    table = Table(title=f"{len(jobs)} job(s), newest first" + ("" if wide else " (--json for every field)"))
+    for name in shown:
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=widths[name])
+    for row in rows:
+        table.add_row(*(row[name] for name in shown))
     console.print(table)
+
+
+_GIVE_WAY = ("type", "last error")
+
+
+_WIDE = 110  # columns from which `jobs list` shows queue and priority, and run_at with its year
 
 
 def print_job(job: Job, as_json: bool) -> None:
@@ -86,8 +111,10 @@ def print_job(job: Job, as_json: bool) -> None:
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name, value in data.items():
+        if value is None:  # --json has every field; the table only those that say something
+            continue
         shown = json.dumps(value, indent=2) if isinstance(value, dict | list) else value
-        table.add_row(name, "" if shown is None else _for_people(str(shown)))
+        table.add_row(name, _for_people(str(shown)))
     console.print(table)
 
 
