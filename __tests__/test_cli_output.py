@@ -3,8 +3,8 @@ no ANSI codes where the output is not a terminal."""
 
 import pytest
 
-from __tests__.conftest import FAST
-from __tests__.support.jobs import JOBS, FailingJob, NoopJob
+from __tests__.conftest import FAST, wait_for
+from __tests__.support.jobs import JOBS, FailingJob, NoopJob, SleepJob
 from __tests__.test_cli import run_cli
 from main.services.job_queue import JobQueue, set_job_queue
 from main.settings import Settings
@@ -52,3 +52,19 @@ def test_no_ansi_codes_where_the_output_is_not_a_terminal(ran: tuple[str, int, i
         assert "\x1b[" not in result.stdout + result.stderr, args
     worker = run_cli(url, "worker", "--burst", JOBQUEUE_LOG_FORMAT="console", JOBQUEUE_LOG_LEVEL="info")
     assert "worker_started" in worker.stderr and "\x1b[" not in worker.stderr
+
+
+def test_workers_and_running_jobs_at_80_columns(sqlite_url: str, start_worker) -> None:  # type: ignore[no-untyped-def]
+    queue = set_job_queue(JobQueue(Settings.load(database_url=sqlite_url, **FAST), jobs=JOBS))
+    job_id = SleepJob.perform_later_sync({"seconds": 30})
+    worker = start_worker(sqlite_url, JOBQUEUE_SHUTDOWN_TIMEOUT="0.1")
+    wait_for(lambda: queue.store.get(job_id).status.value == "running")
+    for args in (["workers"], ["status"]):
+        shown = run_cli(sqlite_url, *args, COLUMNS="80").stdout
+        assert max(map(len, shown.splitlines())) <= 80, shown
+        [row] = [line for line in shown.splitlines() if f":{worker.pid}:" in line and "1/5" in line]
+        worker_id = queue.store.get(job_id).worker_id
+        assert worker_id and worker_id in row  # whole
+    assert any(f" {job_id} " in line and "SleepJob" in line for line in shown.splitlines())  # status: running jobs
+    worker.stop()
+    queue.close()

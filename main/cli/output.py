@@ -76,27 +76,38 @@ def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
     if as_json:
         print_json([{name: job_as_dict(job)[name] for name in _LIST_FIELDS} for job in jobs])
         return
-    wide = console.width >= _WIDE
+    wide = console.width >= WIDE
     rows = [{"id": str(job.id), "type": job.type, "status": job.status.value, "queue": job.queue,
              "prio": str(job.priority), "tries": f"{job.attempts}/{job.max_retries + 1}",
              "run_at (UTC)": job.run_at.strftime("%Y-%m-%d %H:%M:%S" if wide else "%m-%d %H:%M"),
              "last error": job.last_error or ""} for job in jobs]
-    shown = [name for name in (rows[0] if rows else ["id"]) if wide or name not in ("queue", "prio")]
-    widths = {name: max([len(name), *(len(row[name]) for row in rows)]) for name in shown}
-    # An id, a status or a count cut short means nothing: those keep their width; type and last error share what
-    # is left (each column costs 3 more for its padding and border), cut with an ellipsis.
-    left = console.width - 1 - 3 * len(shown) - sum(width for name, width in widths.items() if name not in _GIVE_WAY)
-    widths["type"] = max(4, min(widths["type"], left // 3)) if "type" in widths else 0
-    widths["last error"] = max(0, min(widths.get("last error", 0), left - widths["type"], 60))
-    table = Table(title=f"{len(jobs)} job(s), newest first" + ("" if wide else " (--json for every field)"))
-    for name in shown:
+    console.print(fitted_table(f"{len(jobs)} job(s), newest first", rows, give_way=("type", "last error"),
+                               wide_only=("queue", "prio")))
+
+
+WIDE = 110  # columns from which tables show everything (a narrower one drops what can be found elsewhere)
+
+
+def fitted_table(title: str, rows: list[dict[str, str]], *, give_way: Sequence[str],
+                 wide_only: Sequence[str] = ()) -> Table:
+    """A table that stays readable at the console's width, 80 columns included, and in pipes: columns whose value
+    cut short would mean nothing (ids, statuses, counts) keep their width; the `give_way` columns share what is
+    left, cut with an ellipsis (at most 60 characters); narrower than WIDE, the `wide_only` columns are left out
+    (--json has every field)."""
+    names = [name for name in (rows[0] if rows else {}) if console.width >= WIDE or name not in wide_only]
+    widths = {name: max([len(name), *(len(row[name]) for row in rows)]) for name in names}
+    left = console.width - 1 - 3 * len(names) - sum(width for name, width in widths.items() if name not in give_way)
+    for share, name in enumerate(name for name in names if name in give_way):
+        widths[name] = max(4, min(widths[name], 60, left // (len(give_way) - share) if share < len(give_way) - 1
+                                  else left))
+        left -= widths[name]
+    narrow = console.width < WIDE and any(name in wide_only for name in (rows[0] if rows else {}))
+    table = Table(title=title + (" (--json for every field)" if narrow else ""))
+    for name in names:
         table.add_column(name, no_wrap=True, overflow="ellipsis", width=widths[name])
     for row in rows:
-        table.add_row(*(row[name] for name in shown))
-    console.print(table)
-
-
-_GIVE_WAY = ("type", "last error")
+        table.add_row(*(row[name] for name in names))
+    return table
 
 
 _WIDE = 110  # columns from which `jobs list` shows queue and priority, and run_at with its year
@@ -154,14 +165,15 @@ def print_workers(workers: Sequence[tuple[WorkerRow, int]], as_json: bool) -> No
     if as_json:
         print_json([worker_as_dict(worker, running) for worker, running in workers])
         return
-    table = Table(title=f"{len(workers)} live worker(s)")
-    for column in ("id", "host", "pid", "queues", "running", "started (UTC)", "last heartbeat (UTC)", "version"):
-        table.add_column(column, no_wrap=True)
-    for worker, running in workers:
-        table.add_row(worker.id, worker.host, str(worker.pid), ",".join(worker.queues) or "all",
-                      f"{running}/{worker.concurrency}", worker.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      worker.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"), worker.version)
-    console.print(table)
+    rows = [{"id": worker.id, "host": worker.host, "pid": str(worker.pid), "queues": ",".join(worker.queues) or "all",
+             "running": f"{running}/{worker.concurrency}", "started (UTC)": f"{worker.started_at:%Y-%m-%d %H:%M:%S}",
+             "last beat (UTC)": f"{worker.heartbeat_at:%H:%M:%S}", "version": worker.version}
+            for worker, running in workers]
+    if rows:
+        console.print(fitted_table(f"{len(workers)} live worker(s)", rows, give_way=("id", "queues"),
+                                   wide_only=("host", "pid", "started (UTC)", "version")))
+    else:
+        console.print("no live workers")
 
 
 def print_status(status: QueueStatus, as_json: bool) -> None:
@@ -179,12 +191,9 @@ def print_status(status: QueueStatus, as_json: bool) -> None:
     table.add_row("all", *(str(status.counts_by_status[name]) for name in statuses), style="bold")
     console.print(table)
     if status.running:
-        running = Table(title="running jobs")
-        for column in ("id", "type", "attempt", "worker", "started_at", "progress"):
-            running.add_column(column)
-        for job in status.running:
-            running.add_row(str(job.id), job.type, str(job.attempts), job.worker_id or "", str(job.started_at),
-                            describe_progress(job))
-        console.print(running)
+        rows = [{"id": str(job.id), "type": job.type, "attempt": str(job.attempts), "worker": job.worker_id or "",
+                 "started (UTC)": f"{job.started_at:%H:%M:%S}" if job.started_at else "",
+                 "progress": describe_progress(job)} for job in status.running]
+        console.print(fitted_table("running jobs", rows, give_way=("type", "worker", "progress")))
     print_workers(status.workers, as_json=False)
     console.print(f"registered job types: {', '.join(status.registered_types) or '(none)'}")
