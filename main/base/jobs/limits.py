@@ -24,6 +24,18 @@ def _key(job_type: str, key: Callable[[Any], object] | None, payload: Any) -> st
     return f"{job_type}:{text}"[:MAX_KEY_CHARS]
 
 
+def _count_problem(label: str, value: object) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
+        return f"{label} must be an integer from 1 to 1000000, got {value!r:.80}"
+    return None
+
+
+def _key_problem(owner: str, key: object) -> str | None:
+    if key is not None and not callable(key):
+        return f"{owner}(key=...) must be a function of the payload, got {key!r:.80}"
+    return None
+
+
 @dataclass(frozen=True)
 class Limit:
     """At most `max` jobs of this type (per `key(payload)`, if given) running at once, across all workers."""
@@ -32,11 +44,7 @@ class Limit:
     key: Callable[[Any], object] | None = None
 
     def problem(self) -> str | None:
-        if not isinstance(self.max, int) or isinstance(self.max, bool) or not 1 <= self.max <= 1_000_000:
-            return f"Limit(max=...) must be an integer from 1 to 1000000, got {self.max!r:.80}"
-        if self.key is not None and not callable(self.key):
-            return f"Limit(key=...) must be a function of the payload, got {self.key!r:.80}"
-        return None
+        return _count_problem("Limit(max=...)", self.max) or _key_problem("Limit", self.key)
 
     def key_for(self, job_type: str, payload: Any) -> str:
         return _key(job_type, self.key, payload)
@@ -66,13 +74,9 @@ class RateLimit:
         return cls(int(match.group(1)), timedelta(seconds=seconds))
 
     def problem(self) -> str | None:
-        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or not 1 <= self.limit <= 1_000_000:
-            return f"the rate's limit must be an integer from 1 to 1000000, got {self.limit!r:.80}"
         if not isinstance(self.per, timedelta) or not timedelta(milliseconds=1) <= self.per <= timedelta(days=366):
             return f"the rate's window must be a timedelta from 1 ms to a year, got {self.per!r:.80}"
-        if self.key is not None and not callable(self.key):
-            return f"RateLimit(key=...) must be a function of the payload, got {self.key!r:.80}"
-        return None
+        return _count_problem("the rate's limit", self.limit) or _key_problem("RateLimit", self.key)
 
     def key_for(self, job_type: str, payload: Any) -> str:
         return _key(job_type, self.key, payload)
