@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import anyio
 import pytest
@@ -163,3 +164,18 @@ def test_the_jobs_module_lists_its_schedules_as_SCHEDULES_or_schedules() -> None
     lonely.SCHEDULES = every  # type: ignore[attr-defined]
     with pytest.raises(SettingsError, match="SCHEDULES in module 'jobs_module' must be a list of Schedule"):
         module_schedules(lonely)
+
+
+async def test_a_slot_whose_job_is_refused_is_logged_and_the_worker_goes_on(make_queue: QueueFactory) -> None:
+    clock = FrozenClock(START)
+    queue = make_queue(clock=clock, schedules=[Schedule(NoopJob, "* * * * *", name="tick")])
+    scheduler = Worker(queue).scheduler
+    await scheduler.once()
+
+    def refuse(schedule: Schedule, slot: datetime) -> Any:
+        raise JobRegistrationError("job 'NoopJob' is not registered with this queue")
+
+    scheduler.job_for = refuse
+    clock.advance(60)
+    await scheduler.once()  # does not raise: the worker's task group would stop every part
+    assert queue.store.list_jobs(types=["NoopJob"]) == []

@@ -14,6 +14,7 @@ from main.clock import Clock
 from main.db.engine import describe_database_error
 from main.db.rows import NewJob
 from main.db.store import JobStore
+from main.errors import JobQueueError
 
 # missed="skip": a slot is run only if a worker sees it within this long (else it passed while none ran).
 SKIP_AFTER = timedelta(seconds=60)
@@ -33,6 +34,8 @@ class Scheduler:
             await self.look()
         except DBAPIError as exc:  # an outage: the next look tries again
             self.log.error("schedules_not_checked", error=describe_database_error(exc))
+        except JobQueueError as exc:  # a slot's job refused (its options changed): the other parts go on
+            self.log.error("schedule_failed", error=str(exc))
 
     async def run(self) -> None:
         """Look again every `interval` seconds until cancelled; returns at once if there are no schedules."""
