@@ -174,3 +174,19 @@ async def test_a_bulk_retry_skips_the_jobs_whose_key_another_holds(make_queue: Q
     await SyncAccountJob.perform_later({"account": "acme"})  # holds acme now
     assert queue.retry_jobs_sync(JobFilter((JobStatus.CANCELLED,))) == 1
     assert [(await queue.get_job(i)).status for i in (blocked, free)] == [JobStatus.CANCELLED, JobStatus.PENDING]
+
+
+async def test_a_key_function_that_raises_is_a_clear_error_and_writes_nothing(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+
+    @job(name="BrokenKeyJob", unique=Unique(key=lambda payload: payload.n / 0))
+    class BrokenKeyJob(BaseJob[Nothing]):
+        async def perform(self, payload: Nothing) -> None:
+            pass
+
+    queue.register(BrokenKeyJob)
+    queue.store.ensure_schema()
+    with pytest.raises(JobRequestError, match="'BrokenKeyJob': a key function of its options .* raised "
+                                              "ZeroDivisionError: division by zero"):
+        await BrokenKeyJob.perform_later({"n": 1})
+    assert rows(queue, "BrokenKeyJob") == 0

@@ -586,16 +586,21 @@ def _with_keys(row: NewJob, request: JobRequest, payload: BaseModel, now: dateti
         raise JobRequestError(f"cannot enqueue job {options.name!r}: unique_key must be a non-empty string, got "
                               f"{given!r:.80}")
     concurrency, rate = options.concurrency, options.rate_limit
-    return replace(row, keys=JobKeys(
-        unique_key=unique.key_for(payload, row.payload, now, given) if unique else None,
-        unique_scope=unique.scope if unique else None,
-        raise_on_duplicate=bool(unique and unique.on_duplicate == "raise"),
-        concurrency_key=concurrency.key_for(options.name, payload) if concurrency else None,
-        concurrency_limit=concurrency.max if concurrency else None,
-        rate_key=rate.key_for(options.name, payload) if rate else None,
-        rate_limit=rate.limit if rate else None,
-        rate_window=rate.per.total_seconds() if rate else None,
-    ))
+    try:
+        keys = JobKeys(
+            unique_key=unique.key_for(payload, row.payload, now, given) if unique else None,
+            unique_scope=unique.scope if unique else None,
+            raise_on_duplicate=bool(unique and unique.on_duplicate == "raise"),
+            concurrency_key=concurrency.key_for(options.name, payload) if concurrency else None,
+            concurrency_limit=concurrency.max if concurrency else None,
+            rate_key=rate.key_for(options.name, payload) if rate else None,
+            rate_limit=rate.limit if rate else None,
+            rate_window=rate.per.total_seconds() if rate else None,
+        )
+    except Exception as exc:  # the application's key function, given this payload
+        raise JobRequestError(f"cannot enqueue job {options.name!r}: a key function of its options (unique, "
+                              f"concurrency, rate_limit) raised {type(exc).__name__}: {exc}") from exc
+    return replace(row, keys=keys)
 
 
 def _run_at(request: JobRequest, now: datetime) -> datetime:
