@@ -5,7 +5,6 @@ One per process (``get_job_queue()``). The worker itself, its parts and their in
 main/services/worker/; this class only starts and stops it.
 """
 
-import importlib
 import math
 import os
 import signal
@@ -19,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
@@ -46,12 +44,11 @@ from main.errors import (
     JobQueueError,
     JobRegistrationError,
     JobRequestError,
-    PayloadValidationError,
     ResultTimeoutError,
     SchedulingError,
-    SettingsError,
 )
 from main.log import get_logger
+from main.services.registry import Registry, load_jobs_module, module_schedules
 from main.services.runner import RunningJob, StopReason
 from main.services.waker import Waker
 from main.services.worker import Worker
@@ -126,12 +123,11 @@ class JobQueue:
         self.clock: Clock = clock or ServerClock(SystemClock(), self.database.server_time, self._report_skew)
         for variable, closest in Settings.unknown_variables(os.environ).items():
             self.log.warning("unknown_setting_ignored", variable=variable, did_you_mean=closest)
-        self._registry: dict[str, type[BaseJob[Any]]] = {}
         self.executions = Executions(self.settings.concurrency)
         self.waker = Waker()
         self._stopping = self._interrupting = False
         self._started_at: float | None = None
-        self.schedules: dict[str, Schedule] = {}
+        self.registry = Registry(self.settings.jobs_module)
         module = load_jobs_module(self.settings.jobs_module) if jobs is None else None
         for job_class in module.JOBS if module else jobs or ():
             self.register(job_class)
@@ -141,36 +137,18 @@ class JobQueue:
     # -- registry --------------------------------------------------------------------------------------
 
     def register(self, job_class: type[BaseJob[Any]]) -> None:
-        """Make a job class runnable and enqueueable here. Registering the same class twice is harmless."""
-        options = getattr(job_class, "__dict__", {}).get("options")
-        if options is None:
-            raise JobRegistrationError(f"cannot register {job_class!r}: it is not a BaseJob decorated with @job(...)")
-        existing = self._registry.setdefault(options.name, job_class)
-        if existing is not job_class:
-            raise JobRegistrationError(
-                f"cannot register {job_class.__qualname__} as {options.name!r}: {existing.__qualname__} has that name"
-            )
-        if options.cron is not None and options.name not in self.schedules:
-            self.add_schedule(Schedule(job_class, options.cron, timezone=options.cron_timezone))
+        """Make a job class runnable and enqueueable here (and schedule it, if it has a cron). Registering the same
+        class twice is harmless."""
+        self.registry.register(job_class)
 
     def add_schedule(self, schedule: Schedule) -> None:
-        """Have the workers enqueue `schedule`'s job at each of its slots. Its job must be registered and its payload
-        valid; two schedules may not share a name."""
-        if not isinstance(schedule, Schedule):
-            raise JobRegistrationError(f"SCHEDULES holds {schedule!r:.80}, which is not a Schedule(...)")
-        name = schedule.label
-        if self._registry.get(schedule.job_class._options().name) is not schedule.job_class:
-            raise JobRegistrationError(f"schedule {name!r}: its job {schedule.job_class.__qualname__} is not "
-                                       f"registered (add it to the JOBS list in {self.settings.jobs_module})")
-        if name in self.schedules and self.schedules[name] != schedule:
-            raise JobRegistrationError(f"two schedules are named {name!r}; give one another name with "
-                                       "Schedule(..., name=...)")
-        try:
-            payload_document(schedule.job_class, schedule.payload)
-        except PayloadValidationError as exc:
-            raise JobRegistrationError(f"schedule {name!r}: {exc} (give the payload with Schedule(..., "
-                                       "payload={...}))") from None
-        self.schedules[name] = schedule
+        """Have the workers enqueue `schedule`'s job at each of its slots (see Registry.add_schedule)."""
+        self.registry.add_schedule(schedule)
+
+    @property
+    def schedules(self) -> dict[str, Schedule]:
+        """Every cron schedule, by name."""
+        return self.registry.schedules
 
     def job_for_slot(self, schedule: Schedule, slot: datetime) -> NewJob:
         """The job a schedule's slot enqueues: keyed by the slot, so that `jobqueue jobs` shows which it ran for."""
@@ -178,17 +156,14 @@ class JobQueue:
                                          unique_key=f"{schedule.label}@{slot.isoformat()}")])[0]
 
     def registered_class(self, name: str) -> type[BaseJob[Any]] | None:
-        return self._registry.get(name)
+        return self.registry.get(name)
 
     def get_available_job_types(self) -> list[str]:
-        return sorted(self._registry)
+        return self.registry.names()
 
     def job_class(self, name: str) -> type[BaseJob[Any]]:
         """The registered class for a job name; an unknown name is an error listing the known ones."""
-        if name not in self._registry:
-            known = ", ".join(self.get_available_job_types()) or "none"
-            raise JobRegistrationError(f"no job named {name!r} is registered (registered: {known})")
-        return self._registry[name]
+        return self.registry.require(name)
 
     # -- enqueue ---------------------------------------------------------------------------------------
 
@@ -255,7 +230,7 @@ class JobQueue:
         rows = []
         for request in requests:
             options = request.job_class._options()
-            if self._registry.get(options.name) is not request.job_class:
+            if self.registry.get(options.name) is not request.job_class:
                 raise JobRegistrationError(
                     f"job {options.name!r} is not registered with this queue: add {request.job_class.__qualname__} "
                     f"to the JOBS list in {self.settings.jobs_module} (or call queue.register)"
@@ -474,7 +449,7 @@ class JobQueue:
             raise JobFailedError(job.id or 0, job.last_error)
         if job.status == JobStatus.CANCELLED:
             raise JobCancelledError(f"job {job.id} was cancelled: it has no result")
-        job_class = self._registry.get(job.type)
+        job_class = self.registry.get(job.type)
         model = job_class._options().result if job_class else None
         return model.model_validate(job.result) if model is not None and job.result is not None else job.result
 
@@ -545,37 +520,6 @@ def _is_async(session: object) -> TypeGuard["AsyncSession | AsyncConnection"]:
     return asyncio_extension is not None and isinstance(
         session, asyncio_extension.AsyncSession | asyncio_extension.AsyncConnection
     )
-
-
-def load_jobs_module(module_name: str) -> ModuleType:
-    """The module named by JOBQUEUE_JOBS_MODULE, checked to have its explicit JOBS list (SCHEDULES is optional)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise SettingsError(f"JOBQUEUE_JOBS_MODULE: cannot import {module_name!r} ({exc})") from None
-        raise
-    if not isinstance(getattr(module, "JOBS", None), list | tuple):
-        raise SettingsError(
-            f"JOBQUEUE_JOBS_MODULE: module {module_name!r} has no JOBS list; define JOBS = [YourJob, ...] in it"
-        )
-    module_schedules(module)
-    return module
-
-
-def module_schedules(module: ModuleType | None) -> list[Schedule]:
-    """The jobs module's schedules: its SCHEDULES list (or `schedules`, as the issue that added them spelt it)."""
-    if module is None:
-        return []
-    found = {name: getattr(module, name) for name in ("SCHEDULES", "schedules") if hasattr(module, name)}
-    if len(found) > 1:
-        raise SettingsError(f"JOBQUEUE_JOBS_MODULE: module {module.__name__!r} has both SCHEDULES and schedules; "
-                            "keep one list")
-    schedules: object = next(iter(found.values()), [])
-    if not isinstance(schedules, list | tuple):
-        raise SettingsError(f"JOBQUEUE_JOBS_MODULE: {next(iter(found))} in module {module.__name__!r} must be a list "
-                            "of Schedule(...)")
-    return list(schedules)
 
 
 def _with_keys(row: NewJob, request: JobRequest, payload: BaseModel, now: datetime) -> NewJob:
