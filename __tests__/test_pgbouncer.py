@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import make_url
 
@@ -69,6 +70,19 @@ min_pool_size = 2
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _open_server_sessions(pgbouncer_url: str, count: int) -> None:
+    """Make PgBouncer open `count` server sessions (clients inside a transaction at once each need one); they stay
+    in its pool, handed out round robin."""
+    url = make_url(pgbouncer_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    clients = [psycopg.connect(url) for _ in range(count)]
+    try:
+        pids = {client.execute("SELECT pg_backend_pid()").fetchone()[0] for client in clients}  # type: ignore[index]
+        assert len(pids) == count
+    finally:
+        for client in clients:
+            client.close()
+
+
 def _accepts(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -98,6 +112,7 @@ def test_without_the_setting_a_worker_through_a_transaction_pooler_stops_on_a_pr
     """The control: what JOBQUEUE_TRANSACTION_POOLER is for."""
     queue = JobQueue(Settings.load(database_url=pgbouncer_url, transaction_pooler=True), jobs=JOBS)
     queue.enqueue_many_sync([JobRequest(SleepJob, {"seconds": 0.001})] * 300)
+    _open_server_sessions(pgbouncer_url, 3)  # else a short burst may find the pooler with one session, and pass
     worker = start_worker(pgbouncer_url, "--concurrency", "1", "--burst")  # a claim per job: many statements
     assert worker.wait(timeout=60) != 0
     assert "the worker stops: prepared statement" in worker.logs()  # "_pg3_0" does not exist, or already exists

@@ -53,6 +53,12 @@ def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str =
 
 
 _INSERT = _insert(_COLUMNS)
+# One job (an enqueue one by one, the common case): plain parameters, cheaper to send than arrays of one.
+_INSERT_ONE = (
+    f"WITH new AS (INSERT INTO jobs ({', '.join(name for name, _ in _COLUMNS)}, status, attempts, created_at, "
+    f"updated_at, cancel_requested) VALUES (%s, %s::json, %s, %s, %s, %s, 'pending', 0, %s, %s, false) RETURNING id) "
+    f"SELECT id FROM new CROSS JOIN (SELECT pg_notify('{Channel.NEW_JOBS.value}', '')) AS announce"
+)
 # With every column: a row whose unique key another job holds is skipped (any unique index: no conflict target).
 _INSERT_FULL = _insert(_COLUMNS + _OPTIONAL_COLUMNS, "ON CONFLICT DO NOTHING ", "id, type, unique_key")
 _HOLDER = UNIQUE_HOLDER.format(p="%s")
@@ -134,9 +140,15 @@ class PostgresDialect:
         """One statement, one round trip, whatever the number of rows: each column travels as one array that
         `unnest` turns back into rows (a VALUES list would cost a parse of thousands of placeholders), and the
         NOTIFY rides along. The ids come from the sequence in the order of the ordered SELECT, so sorted
-        they follow `jobs`."""
+        they follow `jobs`. A single job travels as plain parameters: dumping six arrays of one cost a quarter of
+        an enqueue's time here."""
         if any(job.keys for job in jobs):
             return self._insert_full(cursor, jobs, now)
+        if len(jobs) == 1:
+            [job], stamp = jobs, naive_utc(now)
+            cursor.execute(_INSERT_ONE, (job.type, job.payload, job.queue, job.priority, job.max_retries,
+                                         naive_utc(job.run_at), stamp, stamp))
+            return [cursor.fetchone()[0]]
         cursor.execute(_INSERT, self._arrays(jobs, now, _COLUMNS))
         return sorted(row[0] for row in cursor.fetchall())
 
