@@ -3,6 +3,7 @@ JOBQUEUE_TRANSACTION_POOLER a worker prepares no statements and polls instead of
 start-up); without it, a statement prepared on one server session and run on another stops it."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -111,9 +112,11 @@ def test_without_the_setting_a_worker_through_a_transaction_pooler_stops_on_a_pr
 ) -> None:
     """The control: what JOBQUEUE_TRANSACTION_POOLER is for."""
     queue = JobQueue(Settings.load(database_url=pgbouncer_url, transaction_pooler=True), jobs=JOBS)
-    queue.enqueue_many_sync([JobRequest(SleepJob, {"seconds": 0.001})] * 300)
+    queue.enqueue_many_sync([JobRequest(SleepJob, {"seconds": 0.001})] * 2000)  # it stops long before the end
     _open_server_sessions(pgbouncer_url, 3)  # else a short burst may find the pooler with one session, and pass
     worker = start_worker(pgbouncer_url, "--concurrency", "1", "--burst")  # a claim per job: many statements
     assert worker.wait(timeout=60) != 0
-    assert "the worker stops: prepared statement" in worker.logs()  # "_pg3_0" does not exist, or already exists
+    # A statement prepared on one server session, used on another: "prepared statement _pg3_0 does not exist" (or
+    # "already exists"), or, when a same-named one there takes other parameters, the driver's bytes misread.
+    assert re.search(r"the worker stops: (prepared statement|bind message|invalid byte sequence)", worker.logs())
     queue.close()
