@@ -134,3 +134,11 @@ def test_four_worker_processes_never_run_two_jobs_of_a_key_at_once(make_queue: Q
     for runs in found.values():
         ordered = sorted(runs)
         assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ordered)), ordered
+
+
+def test_long_keys_that_differ_only_at_the_end_are_different_keys() -> None:
+    """Before: a limit key was cut to the column's 300 characters, so two accounts with long keys alike in their
+    first 300 shared one limit."""
+    limit = Limit(max=1, key=lambda account: account)
+    first, second = (limit.key_for("OnePerAccountJob", "a" * 400 + end) for end in "xy")
+    assert first != second and len(first) <= 300 and len(second) <= 300

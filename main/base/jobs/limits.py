@@ -2,26 +2,23 @@
 (`@job(concurrency=Limit(...))`), at most `limit` starts per key per window (`@job(rate_limit="100/m")`). Jobs
 over a limit stay pending, unclaimed, and do not hold up other keys (main/db/limits.py builds the SQL)."""
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from main.base.jobs.keys import key_text
 from main.durations import parse_duration
 
-MAX_KEY_CHARS = 300
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
 
 def _key(job_type: str, key: Callable[[Any], object] | None, payload: Any) -> str:
-    """The stored key: the job type, then the key function's value if there is one."""
+    """The stored key: the job type, then the key function's value if there is one; hashed whole when long."""
     if key is None:
         return job_type
-    value = key(payload)
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return f"{job_type}:{text}"[:MAX_KEY_CHARS]
+    return key_text(f"{job_type}:{key_text(key(payload))}")
 
 
 def _count_problem(label: str, value: object) -> str | None:

@@ -3,7 +3,6 @@ job's id (or raises DuplicateJobError). The database enforces it with a partial 
 enqueues from any number of threads and processes agree; nothing here reads before it writes."""
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from main.base.jobs.keys import key_text
 from main.db.entities import JobStatus, UniqueScope
 
 ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
-MAX_KEY_CHARS = 200  # longer keys are stored as their SHA-256
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -52,14 +51,11 @@ class Unique:
         """The stored key: `given` (perform_later(unique_key=...)), else the key function's, else the payload's
         digest; with a period, followed by the start of the window `now` falls in."""
         if given is not None:
-            key = given
+            key = key_text(given)
         elif self.key is None:
             key = hashlib.sha256(payload_json.encode()).hexdigest()
         else:
-            value = self.key(payload)
-            key = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        if len(key) > MAX_KEY_CHARS:
-            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+            key = key_text(self.key(payload))
         if self.period is not None:
             windows = (now - _EPOCH) // self.period
             key = f"{key}@{(_EPOCH + windows * self.period).isoformat()}"
