@@ -514,12 +514,13 @@ _FINISH_MANY: dict[Kind, Update] = {
 # The outcomes that carry their own error text: one statement per row. (No parameter is named like a column:
 # SQLAlchemy would add it to the SET clause.)
 _FINISH_ONE: dict[Kind, Update] = {
-    Kind.RETRY: _finish(_ONE, status=JobStatus.PENDING, run_at=bindparam("retry_at"), last_error=bindparam("error"),
-                        last_traceback=bindparam("traceback")),
-    Kind.FAIL: _finish(_ONE, status=JobStatus.FAILED, finished_at=bindparam("now"), last_error=bindparam("error"),
-                       last_traceback=bindparam("traceback")),
+    kind: _finish(_ONE, last_error=bindparam("error"), last_traceback=bindparam("traceback"), **values)
+    .returning(jobs_table.c.id, jobs_table.c.result_awaited)
+    for kind, values in {
+        Kind.RETRY: {"status": JobStatus.PENDING, "run_at": bindparam("retry_at")},
+        Kind.FAIL: {"status": JobStatus.FAILED, "finished_at": bindparam("now")},
+    }.items()
 }
-_FINISH_ONE = {kind: stmt.returning(jobs_table.c.id, jobs_table.c.result_awaited) for kind, stmt in _FINISH_ONE.items()}
 
 
 _SET_RESULT = update(jobs_table).where(_ONE, *_OWNED).values(result=bindparam("value", type_=jobs_table.c.result.type))

@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from main.base.jobs import BaseJob, JobRequest, Schedule, Unique
-from main.base.jobs.base_job import AppTransaction, payload_document, refuse_on_event_loop, validate_payload
+from main.base.jobs.base_job import AppTransaction, model_document, refuse_on_event_loop, validate_payload
 from main.base.jobs.continuation.checkpoint import checkpoint_summary
 from main.base.jobs.interrupts import SHUTDOWN, Interrupt, StopSignal
 from main.base.jobs.routing import integer_problem, queue_problem
@@ -239,11 +239,11 @@ class JobQueue:
             priority = options.priority if request.priority is None else request.priority
             if problem := queue_problem("queue", queue) or integer_problem("priority", priority):
                 raise JobRequestError(f"cannot enqueue job {options.name!r}: {problem}")
-            document = payload_document(request.job_class, request.payload)
-            row = NewJob(type=options.name, payload=document, queue=queue, priority=priority,
-                         max_retries=options.max_retries, run_at=_run_at(request, now))
+            payload = validate_payload(request.job_class, request.payload)
+            row = NewJob(type=options.name, payload=model_document(request.job_class, payload), queue=queue,
+                         priority=priority, max_retries=options.max_retries, run_at=_run_at(request, now))
             if options.unique or options.concurrency or options.rate_limit or request.unique_key is not None:
-                row = _with_keys(row, request, validate_payload(request.job_class, request.payload), now)
+                row = _with_keys(row, request, payload, now)
             rows.append(row)
         return rows
 

@@ -251,7 +251,11 @@ def payload_document(job_class: type[BaseJob[Any]], payload: object) -> str:
     """The validated payload as the JSON text that is stored. PayloadValidationError, with nothing written, for
     what JSON cannot hold as given: NaN and infinities (JSON has none; they would come back as null), bytes that
     are not UTF-8, objects of no JSON type, nesting deeper than pydantic serialises."""
-    model = validate_payload(job_class, payload)
+    return model_document(job_class, validate_payload(job_class, payload))
+
+
+def model_document(job_class: type[BaseJob[Any]], model: BaseModel) -> str:
+    """`payload_document` of a payload validated already."""
     try:
         if _has_non_finite_number(model.model_dump()):
             raise ValueError("it holds NaN or an infinity, which JSON cannot represent")
