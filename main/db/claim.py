@@ -11,6 +11,9 @@ A key at its limit is left out of `candidates`, so its waiting jobs never fill t
 The look there uses the statement's snapshot and may be stale; `free` is the exact count (the dialect's).
 """
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
     ColumnElement,
     Text,
@@ -43,6 +46,19 @@ PAUSED_QUEUES = select(queues_table.c.name).where(queues_table.c.paused_at.is_no
 _claims: dict[tuple[str, bool, bool], Update] = {}
 
 
+def running_with(key: ColumnElement[Any]) -> ColumnElement[int]:
+    """How many jobs of concurrency key `key` run now (as the statement's snapshot sees them)."""
+    other = aliased(jobs_table, name="other")
+    return select(func.count()).where(other.c.status == literal_column(f"'{JobStatus.RUNNING.value}'"),
+                                      other.c.concurrency_key == key).scalar_subquery()
+
+
+def started_with(key: ColumnElement[Any], since: ColumnElement[datetime]) -> ColumnElement[int]:
+    """How many jobs of rate key `key` started after `since` (as the statement's snapshot sees them)."""
+    other = aliased(jobs_table, name="other")
+    return select(func.count()).where(other.c.rate_key == key, other.c.started_at > since).scalar_subquery()
+
+
 def claim_statement(dialect: Dialect, some_queues: bool, one_job: bool) -> Update:
     """The claim, built once per shape. Parameters: now, limit, lease_until, w_id; queues (some_queues);
     job_id (one_job)."""
@@ -54,11 +70,8 @@ def claim_statement(dialect: Dialect, some_queues: bool, one_job: bool) -> Updat
 
 def _build(dialect: Dialect, some_queues: bool, one_job: bool) -> Update:
     jobs, now = jobs_table, bindparam("now", type_=jobs_table.c.run_at.type)
-    other = aliased(jobs_table, name="other")
-    running_now = (select(func.count()).where(other.c.status == literal_column(f"'{JobStatus.RUNNING.value}'"),
-                                              other.c.concurrency_key == jobs.c.concurrency_key).scalar_subquery())
-    started_lately = (select(func.count()).where(other.c.rate_key == jobs.c.rate_key, other.c.started_at >
-                                                 dialect.window_start(now, jobs.c.rate_window)).scalar_subquery())
+    running_now = running_with(jobs.c.concurrency_key)
+    started_lately = started_with(jobs.c.rate_key, dialect.window_start(now, jobs.c.rate_window))
     due = select(jobs.c.id, jobs.c.priority, jobs.c.run_at, jobs.c.concurrency_key, jobs.c.concurrency_limit,
                  jobs.c.rate_key, jobs.c.rate_limit, jobs.c.rate_window).where(
         PENDING, jobs.c.run_at <= now,

@@ -27,14 +27,12 @@ from sqlalchemy import (
     event,
     func,
     literal,
-    literal_column,
     make_url,
-    select,
 )
 from sqlalchemy.exc import DBAPIError
 
+from main.db.claim import running_with, started_with
 from main.db.dialects import Channel
-from main.db.entities import Job
 from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, refuse_duplicates
 from main.db.types import naive_utc
 
@@ -47,7 +45,6 @@ _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_VALUES})"
 _INSERT_FULL = (f"INSERT INTO jobs ({_COLUMNS}, {', '.join(JobKeys.COLUMNS)}) "
                 f"VALUES ({_VALUES}{', ?' * len(JobKeys.COLUMNS)}) ON CONFLICT DO NOTHING")
 _HOLDER = UNIQUE_HOLDER.format(p="?")
-jobs = Job.__table__  # type: ignore[attr-defined]
 WATCH_INTERVAL = 0.05  # seconds between looks at the WAL file: the cross-process pickup latency, at most
 
 
@@ -156,15 +153,11 @@ class SqliteDialect:
                      claiming: ColumnElement[int]) -> ColumnElement[int]:
         """A plain count: the write lock keeps every other claim out, and SQLite evaluates the claim's IN list
         before it changes a row."""
-        other = jobs.alias("other")
-        running = select(func.count()).where(other.c.status == literal_column("'running'"),
-                                             other.c.concurrency_key == key)
-        return most - running.scalar_subquery()
+        return most - running_with(key)
 
     def starts_free(self, key: ColumnElement[str], most: ColumnElement[int], since: ColumnElement[datetime],
                     claiming: ColumnElement[int]) -> ColumnElement[int]:
-        other = jobs.alias("other")
-        return most - select(func.count()).where(other.c.rate_key == key, other.c.started_at > since).scalar_subquery()
+        return most - started_with(key, since)
 
     def server_time(self, engine: Engine) -> None:
         """A file on this machine: every process that opens it shares this machine's clock."""
