@@ -55,6 +55,12 @@ UNIQUE_HOLDER = ("SELECT id FROM jobs WHERE type = {p} AND unique_key = {p} AND 
                  "AND (unique_scope = 'period' OR status IN ('pending', 'running'))")
 
 
+def holder_params(job: NewJob) -> tuple[Any, ...]:
+    """UNIQUE_HOLDER's parameters for a job skipped by a unique index."""
+    keys = job.keys or NO_KEYS
+    return job.type, keys.unique_key, keys.unique_scope
+
+
 def refuse_duplicates(jobs: Sequence[NewJob], ids: Sequence[int], created: Sequence[bool]) -> None:
     """Inside the enqueue's transaction, after the insert: raise DuplicateJobError (and so write nothing) for the
     first job that was not created because its key was taken and that asked for an error instead of the id."""

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.base.jobs.backoff import outage_delay
 from main.db.dialects import Channel
-from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, refuse_duplicates
+from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, holder_params, refuse_duplicates
 from main.db.types import naive_utc
 from main.errors import JobQueueError
 from main.log import get_logger
@@ -173,9 +173,7 @@ class PostgresDialect:
                         ids[position], created[position] = returned.pop(0)[0], True
                 for position in todo:
                     if ids[position] is None:
-                        job = jobs[position]
-                        keys = job.keys or NO_KEYS
-                        cursor.execute(_HOLDER, (job.type, keys.unique_key, keys.unique_scope))
+                        cursor.execute(_HOLDER, holder_params(jobs[position]))
                         ids[position] = next(iter(cursor.fetchone() or ()), None)
             found = [job_id for job_id in ids if job_id is not None]
             if len(found) < len(jobs):
@@ -188,11 +186,12 @@ class PostgresDialect:
     def _arrays(jobs: Sequence[NewJob], now: datetime, columns: list[tuple[str, str]]) -> dict[str, Any]:
         arrays: dict[str, Any] = {"now": naive_utc(now)}
         for name, _ in columns:
-            if name in JobKeys.COLUMNS:
+            if name == "run_at":
+                arrays[name] = [naive_utc(job.run_at) for job in jobs]
+            elif name in JobKeys.COLUMNS:
                 arrays[name] = [getattr(job.keys or NO_KEYS, name) for job in jobs]
             else:
                 arrays[name] = [getattr(job, name) for job in jobs]
-        arrays["run_at"] = [naive_utc(job.run_at) for job in jobs]
         return arrays
 
     def announce(self, connection: Connection, channel: Channel) -> None:

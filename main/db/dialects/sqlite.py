@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 
 from main.db.claim import running_with, started_with
 from main.db.dialects import Channel
-from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, refuse_duplicates
+from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, holder_params, refuse_duplicates
 from main.db.types import naive_utc
 
 BUSY_TIMEOUT_MS = 30_000
@@ -117,8 +117,7 @@ class SqliteDialect:
         created = [job_id in written for job_id in ids]
         for position, job in enumerate(jobs):
             if not created[position]:
-                keys = job.keys or NO_KEYS
-                cursor.execute(_HOLDER, (job.type, keys.unique_key, keys.unique_scope))
+                cursor.execute(_HOLDER, holder_params(job))
                 ids[position] = cursor.fetchone()[0]
         refuse_duplicates(jobs, ids, created)
         return ids
