@@ -74,7 +74,7 @@ def print_schedules(schedules: Sequence[ScheduleInfo], as_json: bool) -> None:
 
 def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
     if as_json:
-        print_json([{name: job_as_dict(job)[name] for name in _LIST_FIELDS} for job in jobs])
+        print_json([{name: fields[name] for name in _LIST_FIELDS} for fields in map(job_as_dict, jobs)])
         return
     wide = console.width >= WIDE
     rows = [{"id": str(job.id), "type": job.type, "status": job.status.value, "queue": job.queue,
