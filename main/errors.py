@@ -86,6 +86,10 @@ class DuplicateJobError(JobQueueError):
         self.job_type, self.unique_key, self.existing_id = job_type, unique_key, existing_id
 
 
+class EventSubscriptionError(JobQueueError):
+    """queue.subscribe() was given something that is not an event, a pattern matching one, or a handler."""
+
+
 class UnknownJobTypeError(JobQueueError):
     """A stored job names a type this worker has not registered."""
 

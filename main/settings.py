@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     jobs_module: str = "main.jobs"
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # `jobqueue worker` serves /metrics, /healthz, /readyz
+    metrics_host: str = "0.0.0.0"
 
     @field_validator("queues", mode="before")
     @classmethod

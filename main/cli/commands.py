@@ -9,11 +9,14 @@ from typing import Annotated, Any
 
 import anyio
 import typer
+from prometheus_client import CollectorRegistry
 
 from main.base.jobs import JobRequest
 from main.cli import AsJson, JobsModule, app, open_queue
 from main.cli.output import console, print_json, print_status, print_workers
 from main.errors import JobQueueError
+from main.metrics import exporter
+from main.metrics.instruments import attach_metrics
 from main.services.supervisor import Supervisor
 from main.settings import parse_duration
 
@@ -27,15 +30,29 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit 0 once nothing is due (for cron, scripts and tests).")] = False,
     processes: Annotated[int, typer.Option(min=1, max=256, help="Worker processes on this machine, kept alive "
                                            "by this one (restarted if they die)")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(min=0, max=65535, help="Serve /metrics, /healthz and /readyz "
+                                                     "on this port (0: any free one) [env JOBQUEUE_METRICS_PORT]")
+                            ] = None,
+    metrics_host: Annotated[str | None, typer.Option(help="Address the metrics port listens on "
+                                                     "[env JOBQUEUE_METRICS_HOST, default 0.0.0.0]")] = None,
     jobs_module: JobsModule = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (graceful; a second signal interrupts running jobs)."""
-    job_queue = open_queue(jobs_module, concurrency=concurrency, queues=tuple(queue) if queue else None)
+    job_queue = open_queue(jobs_module, concurrency=concurrency, queues=tuple(queue) if queue else None,
+                           metrics_port=metrics_port, metrics_host=metrics_host)
+    port, host = job_queue.settings.metrics_port, job_queue.settings.metrics_host
     if processes > 1:
         child = [sys.executable, "-m", "main.cli", "worker", *_passed_on(concurrency, queue, burst, jobs_module)]
-        job_queue.close()  # the children open their own connections
-        sys.exit(anyio.run(Supervisor(child, processes, job_queue.log).run))
-    anyio.run(lambda: job_queue.serve(burst=burst))
+        if port is None:
+            job_queue.close()  # the children open their own connections
+            sys.exit(anyio.run(Supervisor(child, processes, job_queue.log).run))
+        sys.exit(anyio.run(lambda: exporter.supervise(job_queue, child, processes, host=host, port=port)))
+    if port is not None:
+        anyio.run(lambda: exporter.serve_worker(job_queue, burst=burst, host=host, port=port))
+    else:
+        if exporter.child_of_a_supervisor():  # its supervisor serves the metrics
+            attach_metrics(job_queue.events, CollectorRegistry())
+        anyio.run(lambda: job_queue.serve(burst=burst))
     if job_queue.executions.abandoned:
         # Their threads cannot be stopped, and Python would wait for them at exit: leave without waiting.
         sys.stdout.flush()

@@ -64,16 +64,50 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class QueueDepth:
+    queue: str
+    due: int  # pending and due now
+    scheduled: int  # pending, due later
+    running: int
+    oldest_due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecoveredJob:
+    """A job whose worker stopped renewing its lease, and what became of it: requeued, failed or cancelled."""
+
+    id: int
+    type: str
+    queue: str
+    attempts: int
+    worker_id: str | None
+    outcome: str
+
+
+@dataclass(frozen=True)
 class Recovered:
     """Jobs whose worker stopped renewing its lease, by what happened to them."""
 
-    requeued: int
-    failed: int
-    cancelled: int
+    jobs: list[RecoveredJob]
+
+    def _count(self, outcome: str) -> int:
+        return sum(job.outcome == outcome for job in self.jobs)
+
+    @property
+    def requeued(self) -> int:
+        return self._count("requeued")
+
+    @property
+    def failed(self) -> int:
+        return self._count("failed")
+
+    @property
+    def cancelled(self) -> int:
+        return self._count("cancelled")
 
     @property
     def total(self) -> int:
-        return self.requeued + self.failed + self.cancelled
+        return len(self.jobs)
 
 
 @dataclass(frozen=True)
@@ -219,26 +253,29 @@ class JobStore:
         """Jobs whose worker died: cancelled if asked, failed if out of retries, else pending again."""
         expired = (RUNNING, jobs_table.c.lease_expires_at < now)
         lost = "worker " + jobs_table.c.worker_id + " stopped renewing its lease (crashed or killed)"
+        c = jobs_table.c
         with self._connection() as connection:
 
-            def move(*where: ColumnElement[bool], **values: Any) -> int:
+            def move(outcome: str, *where: ColumnElement[bool], **values: Any) -> list[RecoveredJob]:
                 stmt = update(jobs_table).where(*expired, *where)
                 stmt = stmt.values(lease_expires_at=None, updated_at=now, **values)
-                return connection.execute(stmt).rowcount  # type: ignore[attr-defined]
+                stmt = stmt.returning(c.id, c.type, c.queue, c.attempts, c.worker_id)
+                return [RecoveredJob(*row, outcome=outcome) for row in connection.execute(stmt)]
 
-            cancelled = move(jobs_table.c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
+            cancelled = move("cancelled", c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
             failed = move(
-                jobs_table.c.attempts > jobs_table.c.max_retries,
+                "failed",
+                c.attempts > c.max_retries,
                 status=JobStatus.FAILED,
                 finished_at=now,
                 last_error=lost + "; no retries left",
             )
-            requeued = move(status=JobStatus.PENDING, run_at=now, last_error=lost)
+            requeued = move("requeued", status=JobStatus.PENDING, run_at=now, last_error=lost)
             if requeued:
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if failed or cancelled:
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return Recovered(requeued=requeued, failed=failed, cancelled=cancelled)
+        return Recovered([*requeued, *failed, *cancelled])
 
     # -- operations ------------------------------------------------------------------------------------
 
@@ -451,6 +488,18 @@ class JobStore:
         query = select(Job.status, Job.queue, func.count()).group_by(col(Job.status), col(Job.queue))
         with self._read() as session:
             return [(JobStatus(status), queue, n) for status, queue, n in session.exec(query)]
+
+    def queue_depths(self, now: datetime) -> list[QueueDepth]:
+        """Per queue with live jobs: pending ones due and later, running ones, the oldest due job's run_at. Reads
+        only pending and running rows (through the partial indexes), never the finished history."""
+        c = jobs_table.c
+        due = (c.status == JobStatus.PENDING) & (c.run_at <= now)
+        query = (select(c.queue, func.count().filter(due), func.count().filter(c.status == JobStatus.PENDING),
+                           func.count().filter(c.status == JobStatus.RUNNING), func.min(c.run_at).filter(due))
+                 .where(c.status.in_((JobStatus.PENDING, JobStatus.RUNNING))).group_by(c.queue).order_by(c.queue))
+        with self._read() as session:
+            return [QueueDepth(queue, n_due, pending - n_due, running, oldest)
+                    for queue, n_due, pending, running, oldest in session.execute(query)]
 
     # -- helpers ---------------------------------------------------------------------------------------
 

@@ -17,6 +17,4 @@ class DailyCleanup(BaseModel):
      cron="0 2 * * *")
 class DailyCleanupJob(BaseJob[DailyCleanup]):
     async def perform(self, payload: DailyCleanup) -> int:
-        deleted = await get_job_queue().cleanup(older_than=timedelta(days=payload.retention_days))
-        self.context.log.info("daily_cleanup_done", deleted=deleted, retention_days=payload.retention_days)
-        return deleted
+        return await get_job_queue().cleanup(older_than=timedelta(days=payload.retention_days))

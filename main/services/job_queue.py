@@ -47,6 +47,8 @@ from main.errors import (
     ResultTimeoutError,
     SchedulingError,
 )
+from main.events import EventBus, EventType, Handler, Subscription
+from main.events.log_lines import attach_log_lines
 from main.log import get_logger
 from main.services.registry import Registry, load_jobs_module, module_schedules
 from main.services.runner import RunningJob, StopReason
@@ -57,6 +59,9 @@ from main.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+
+EVENTS_GRACE = 5.0  # seconds the events still in subscribers' mailboxes get when the worker stops
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ class JobQueue:
         self.store = JobStore(self.database)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = get_logger(worker_id=self.worker_id)
+        self.events = EventBus(self.worker_id, self.log)
+        attach_log_lines(self.events, self.log)
         self.clock: Clock = clock or ServerClock(SystemClock(), self.database.server_time, self._report_skew)
         for variable, closest in Settings.unknown_variables(os.environ).items():
             self.log.warning("unknown_setting_ignored", variable=variable, did_you_mean=closest)
@@ -165,6 +172,27 @@ class JobQueue:
         """The registered class for a job name; an unknown name is an error listing the known ones."""
         return self.registry.require(name)
 
+    # -- events ----------------------------------------------------------------------------------------
+
+    def subscribe(self, pattern: EventType | str, handler: Handler, *, name: str | None = None,
+                  buffer: int = 10_000, timeout: float = 10.0) -> Subscription:
+        """Call `handler(event)` (sync or async) for each event `pattern` matches: an EventType, a name such as
+        "job.failed", or a glob such as "job.*". Handlers never hold up a job: events wait in a mailbox of
+        `buffer` events (dropped and counted beyond), an async handler is cancelled after `timeout` seconds, and
+        one that raises is logged. The worker delivers them; elsewhere, inside `async with queue.events.delivering()`.
+        """
+        return self.events.subscribe(pattern, handler, name=name, buffer=buffer, timeout=timeout)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.events.unsubscribe(subscription)
+
+    def _enqueued(self, rows: Sequence[NewJob], ids: list[int]) -> list[int]:
+        if self.events.wants(EventType.JOB_ENQUEUED):
+            for row, job_id in zip(rows, ids, strict=True):
+                self.events.emit(EventType.JOB_ENQUEUED, job_id=job_id, job_type=row.type, queue=row.queue,
+                                 run_at=row.run_at)
+        return ids
+
     # -- enqueue ---------------------------------------------------------------------------------------
 
     async def enqueue_many(self, requests: Sequence[JobRequest], *, session: AppTransaction | None = None,
@@ -179,12 +207,12 @@ class JobQueue:
 
             connection = await session.connection() if isinstance(session, AsyncSession) else session
             # In SQLAlchemy's greenlet, where the async driver's DB-API adapter can be called like a sync one.
-            return await connection.run_sync(self._enqueue_joining, rows)
+            return self._enqueued(rows, await connection.run_sync(self._enqueue_joining, rows))
         if session is not None:
-            return self._enqueue_joining(session, rows)
+            return self._enqueued(rows, self._enqueue_joining(session, rows))
         ids = await anyio.to_thread.run_sync(self.store.enqueue, rows, self.clock.now())
         self.waker.wake()
-        return ids
+        return self._enqueued(rows, ids)
 
     def enqueue_many_sync(self, requests: Sequence[JobRequest], *, session: AppTransaction | None = None,
                           ) -> list[int]:
@@ -195,10 +223,10 @@ class JobQueue:
             self.sync_clock()
         rows = self._prepare(requests)
         if session is not None:
-            return self._enqueue_joining(session, rows)
+            return self._enqueued(rows, self._enqueue_joining(session, rows))
         ids = self.store.enqueue(rows, self.clock.now())
         self.waker.wake()
-        return ids
+        return self._enqueued(rows, ids)
 
     def _enqueue_joining(self, session: AppTransaction, rows: list[NewJob]) -> list[int]:
         if _is_async(session):
@@ -256,14 +284,18 @@ class JobQueue:
         await self.database.run(self.store.ensure_schema)
         self.waker.bind()
         self._stopping, self._interrupting, self._started_at = False, False, time.monotonic()
-        self.log.info("worker_started", types=self.get_available_job_types(), concurrency=self.settings.concurrency,
-                      queues=list(self.settings.queues) or "all", poll_interval=self.settings.poll_interval)
         try:
-            await Worker(self).run(burst=burst, task_status=task_status)
+            async with self.events.delivering(grace=min(EVENTS_GRACE, self.settings.shutdown_timeout)):
+                self.events.emit(EventType.WORKER_STARTED, types=self.get_available_job_types(),
+                                 concurrency=self.settings.concurrency, queues=list(self.settings.queues) or "all",
+                                 poll_interval=self.settings.poll_interval)
+                try:
+                    await Worker(self).run(burst=burst, task_status=task_status)
+                finally:
+                    self.events.emit(EventType.WORKER_STOPPED)
         finally:
             self.waker.unbind()
             self._started_at = None
-            self.log.info("worker_stopped")
 
     async def serve(self, *, burst: bool = False) -> None:
         """`run`, stopping gracefully on the first SIGTERM/SIGINT and at once on the second."""
@@ -337,7 +369,7 @@ class JobQueue:
 
     def cancel_job_sync(self, job_id: int) -> JobStatus:
         status = self.store.request_cancel(job_id, self.now())
-        self.log.info("job_cancel_requested", job_id=job_id, status=status.value)
+        self.events.emit(EventType.JOB_CANCEL_REQUESTED, job_id=job_id, status=status.value)
         return status
 
     async def retry_job(self, job_id: int) -> None:
@@ -347,21 +379,20 @@ class JobQueue:
     def retry_job_sync(self, job_id: int) -> None:
         """Put a failed or cancelled job back to pending with a fresh retry budget."""
         self.store.retry_now(job_id, self.now())
+        self.events.emit(EventType.JOB_RETRIED, job_id=job_id)
 
     def retry_jobs_sync(self, which: JobFilter) -> int:
         """Every failed or cancelled job `which` selects back to pending with a fresh retry budget (one
         statement; workers are woken). Returns how many."""
         retried = self.store.retry_matching(which, self.now())
-        self.log.info("jobs_retried", count=retried, statuses=[s.value for s in which.statuses],
-                      types=list(which.types), queues=list(which.queues))
+        self.events.emit(EventType.JOBS_RETRIED, count=retried, **_described(which))
         return retried
 
     def cancel_jobs_sync(self, which: JobFilter) -> tuple[int, int]:
         """Cancel every pending job `which` selects and ask the running ones to stop (their workers do within a
         heartbeat interval). Returns (cancelled, asked to stop)."""
         cancelled, asked = self.store.cancel_matching(which, self.now())
-        self.log.info("jobs_cancelled", cancelled=cancelled, asked_to_stop=asked,
-                      statuses=[s.value for s in which.statuses], types=list(which.types), queues=list(which.queues))
+        self.events.emit(EventType.JOBS_CANCELLED, cancelled=cancelled, asked_to_stop=asked, **_described(which))
         return cancelled, asked
 
     async def cleanup(self, older_than: timedelta | None = None) -> int:
@@ -371,7 +402,9 @@ class JobQueue:
         """Delete completed, failed and cancelled jobs that finished longer ago than `older_than`
         (default JOBQUEUE_RETENTION). Returns how many were deleted."""
         retention = timedelta(seconds=self.settings.retention) if older_than is None else older_than
-        return self.store.cleanup(self.now() - retention)
+        deleted = self.store.cleanup(self.now() - retention)
+        self.events.emit(EventType.CLEANUP_DONE, deleted=deleted, retention=retention.total_seconds())
+        return deleted
 
     async def pause_queue(self, name: str) -> None:
         await anyio.to_thread.run_sync(self.pause_queue_sync, name)
@@ -380,7 +413,7 @@ class JobQueue:
         """No worker claims jobs of queue `name` until it is resumed (each notices within its poll interval);
         resumable jobs running in it checkpoint at their next item and go back to pending; others finish."""
         self.store.pause_queue(_checked_queue("pause", name), self.now())
-        self.log.info("queue_paused", queue=name)
+        self.events.emit(EventType.QUEUE_PAUSED, queue=name)
 
     async def resume_queue(self, name: str) -> bool:
         resumed = await anyio.to_thread.run_sync(self.resume_queue_sync, name)
@@ -390,7 +423,7 @@ class JobQueue:
     def resume_queue_sync(self, name: str) -> bool:
         """Let workers claim from queue `name` again. False if it was not paused."""
         resumed = self.store.resume_queue(_checked_queue("resume", name))
-        self.log.info("queue_resumed", queue=name, was_paused=resumed)
+        self.events.emit(EventType.QUEUE_RESUMED, queue=name, was_paused=resumed)
         return resumed
 
     async def list_queues(self) -> list[QueueInfo]:
@@ -504,6 +537,10 @@ class JobQueue:
     def close(self) -> None:
         """Release database connections."""
         self.database.dispose()
+
+
+def _described(which: JobFilter) -> dict[str, list[str]]:
+    return {"statuses": [s.value for s in which.statuses], "types": list(which.types), "queues": list(which.queues)}
 
 
 def _checked_queue(verb: str, name: object) -> str:

@@ -18,6 +18,7 @@ from main.base.jobs.interrupts import SHUTDOWN, StopSignal
 from main.db.engine import Database
 from main.db.rows import ClaimedJob
 from main.errors import JobInterrupted, LeaseLostError, PayloadValidationError, ResultError
+from main.events import EventBus
 
 
 class StopReason(StrEnum):
@@ -73,7 +74,7 @@ Outcome = Completed | Failed | Interrupted | Paused
 
 async def run_job(
     running: RunningJob, job_class: type[BaseJob[Any]] | None, database: Database, checkpoints: CheckpointSink,
-    threads: CapacityLimiter | None = None,
+    threads: CapacityLimiter | None = None, events: EventBus | None = None,
 ) -> Outcome:
     """Validate the stored payload, run one attempt, turn whatever happened into an Outcome."""
     job = running.job
@@ -92,7 +93,7 @@ async def run_job(
     context = JobContext(
         job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue,
         database=database, checkpoints=checkpoints, stop=running.signal, threads=threads,
-        thread_released=running.thread_released,
+        thread_released=running.thread_released, events=events,
     )
     outcome: Outcome | None = None
     with running.scope:

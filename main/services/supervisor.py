@@ -8,9 +8,10 @@ so a Ctrl-C at the terminal reaches them once, through the supervisor. A child t
 worker with nothing left to do) is done and not restarted.
 """
 
+import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import anyio
 from anyio.abc import Process
@@ -22,9 +23,13 @@ _FIRST_RESTART_DELAY, _MAX_RESTART_DELAY = 0.2, 30.0
 
 
 class Supervisor:
-    def __init__(self, command: Sequence[str], processes: int, log: FilteringBoundLogger) -> None:
+    def __init__(self, command: Sequence[str], processes: int, log: FilteringBoundLogger, *,
+                 env: Mapping[str, str] | None = None, on_exit: Callable[[int], None] | None = None) -> None:
+        """`env`: variables added to the children's environment; `on_exit(pid)`: told when a child has exited."""
         self.command, self.processes, self.log = list(command), processes, log
+        self.env, self.on_exit = {**os.environ, **env} if env else None, on_exit
         self._children: dict[int, Process] = {}
+        self._started: dict[int, float] = {}  # pid -> Unix time it was started
         self._stopping = False
         self._stop_requested: anyio.Event | None = None
         self.failed = False  # gave up, or a child did not stop cleanly
@@ -45,13 +50,15 @@ class Supervisor:
         while not self._stopping:
             started = time.monotonic()
             process = await anyio.open_process(self.command, stdin=None, stdout=None, stderr=None,
-                                               start_new_session=True)
-            self._children[slot] = process
+                                               start_new_session=True, env=self.env)
+            self._children[slot], self._started[process.pid] = process, time.time()
             if self._stopping:  # the signal came while this child was starting
                 process.send_signal(signal.SIGTERM)
             self.log.info("worker_process_started", slot=slot, pid=process.pid)
             code = await process.wait()
-            del self._children[slot]
+            del self._children[slot], self._started[process.pid]
+            if self.on_exit is not None:
+                self.on_exit(process.pid)
             if self._stopping:
                 # Killed by the forwarded signal itself: it was still starting (no handler yet), so it had no job.
                 if code not in (0, -signal.SIGTERM, -signal.SIGINT):
@@ -73,6 +80,10 @@ class Supervisor:
             assert self._stop_requested is not None
             with anyio.move_on_after(delay):  # a stop ends the wait
                 await self._stop_requested.wait()
+
+    def children(self) -> dict[int, float]:
+        """The live worker processes: pid -> Unix time started."""
+        return dict(self._started)
 
     async def _forward_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

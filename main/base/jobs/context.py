@@ -3,7 +3,7 @@ resumable jobs, where its checkpoint lives and whether it has been asked to stop
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from anyio import CapacityLimiter, Event
 from structlog.typing import FilteringBoundLogger
@@ -14,6 +14,7 @@ from main.log import get_logger
 if TYPE_CHECKING:
     from main.base.jobs.continuation.sinks import CheckpointSink
     from main.db.engine import Database
+    from main.events import EventBus, EventType
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,17 @@ class JobContext:
     threads: CapacityLimiter | None = None  # where a sync `perform` runs (the worker's job threads)
     # Set when a sync `perform` that was cancelled has returned, or when the worker gives up waiting for it.
     thread_released: Event | None = None
+    events: "EventBus | None" = None  # the queue's: where the job's own events (steps, checkpoints) go
+
+    def wants(self, event_type: "EventType") -> bool:
+        """Whether anyone listens to `event_type` (to skip computing what only the event would carry)."""
+        return self.events is not None and self.events.wants(event_type)
+
+    def emit(self, event_type: "EventType", /, **fields: Any) -> None:
+        """Emit a lifecycle event about this job (its id, type, queue and attempt added)."""
+        if self.events is not None:
+            self.events.emit(event_type, job_id=self.job_id, job_type=self.job_type, queue=self.queue,
+                             attempt=self.attempt, **fields)
 
     @cached_property
     def log(self) -> FilteringBoundLogger:

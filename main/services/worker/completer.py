@@ -15,11 +15,10 @@ from main.db.engine import describe_database_error
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob
 from main.db.store import JobStore
+from main.events import EventBus, EventType
 from main.services.waker import Waker
 
-_LOG_EVENTS = {Kind.COMPLETE: ("info", "job_completed"), Kind.RETRY: ("warning", "job_retry_scheduled"),
-               Kind.FAIL: ("error", "job_failed"), Kind.CANCEL: ("info", "job_cancelled"),
-               Kind.RELEASE: ("info", "job_released")}
+_EVENTS = {Kind.COMPLETE: EventType.JOB_COMPLETED, Kind.CANCEL: EventType.JOB_CANCELLED}  # those with no more fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +30,10 @@ class Finished:
 
 
 class Completer:
-    def __init__(self, store: JobStore, worker_id: str, clock: Clock, waker: Waker, log: FilteringBoundLogger, *,
-                 batch_size: int = 500, linger: float = 0.002) -> None:
+    def __init__(self, store: JobStore, worker_id: str, clock: Clock, waker: Waker, events: EventBus,
+                 log: FilteringBoundLogger, *, batch_size: int = 500, linger: float = 0.002) -> None:
         self.store, self.worker_id, self.clock, self.waker, self.log = store, worker_id, clock, waker, log
+        self.events = events
         self.batch_size, self.linger = batch_size, linger
         self._buffer: list[Finished] = []
         self._writing: list[Finished] = []
@@ -50,8 +50,7 @@ class Completer:
 
     def submit(self, finished: Finished) -> None:
         if finished.decision.kind is Kind.ABANDON:
-            self.log.warning("job_abandoned", job_id=finished.job.id, job_type=finished.job.type,
-                             attempt=finished.job.attempts, reason="lease expired; another worker owns the job now")
+            self._emit(EventType.JOB_LEASE_LOST, finished, detail="stopped: another worker owns the job now")
             return
         self._buffer.append(finished)
         self._arrived.set()
@@ -104,25 +103,27 @@ class Completer:
                            error=describe_database_error(exc), note="their leases expire and the jobs run again")
             return False
         for finished in batch:
-            self._log(finished, written=finished.job.id in written)
+            self._announce(finished, written=finished.job.id in written)
         return False
 
-    def _log(self, finished: Finished, written: bool) -> None:
-        job, decision = finished.job, finished.decision
-        context = {"job_id": job.id, "job_type": job.type, "attempt": job.attempts,
-                   "duration": round(finished.duration, 4)}
+    def _announce(self, finished: Finished, written: bool) -> None:
+        decision = finished.decision
         if not written:
-            self.log.warning("job_outcome_not_recorded", **context, outcome=decision.kind.value,
-                             reason="the job is no longer this worker's (lease lost)")
-            return
-        level, event = _LOG_EVENTS[decision.kind]
-        if decision.kind is Kind.RETRY:
+            self._emit(EventType.JOB_LEASE_LOST, finished,
+                       detail=f"its outcome ({decision.kind.value}) was not written: another worker owns the job now")
+        elif decision.kind is Kind.RETRY:
             assert decision.run_at is not None
-            retry_in = (decision.run_at - self.clock.now()).total_seconds()
-            context.update(error=decision.error, retry_in=round(retry_in, 3),
-                           retries_left=job.max_retries - job.attempts)
+            self._emit(EventType.JOB_RETRY_SCHEDULED, finished, error=decision.error,
+                       retry_in=round((decision.run_at - self.clock.now()).total_seconds(), 3),
+                       retries_left=finished.job.max_retries - finished.job.attempts)
         elif decision.kind is Kind.FAIL:
-            context.update(error=decision.error)
+            self._emit(EventType.JOB_FAILED, finished, error=decision.error)
         elif decision.kind is Kind.RELEASE:
-            context.update(reason=finished.note)
-        getattr(self.log, level)(event, **context)
+            self._emit(EventType.JOB_RELEASED, finished, reason=finished.note)
+        else:
+            self._emit(_EVENTS[decision.kind], finished)
+
+    def _emit(self, event_type: EventType, finished: Finished, **fields: object) -> None:
+        job = finished.job
+        self.events.emit(event_type, job_id=job.id, job_type=job.type, queue=job.queue, attempt=job.attempts,
+                         duration=round(finished.duration, 4), **fields)

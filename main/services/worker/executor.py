@@ -14,12 +14,12 @@ from typing import Any
 import anyio
 import structlog
 from anyio import CapacityLimiter
-from structlog.typing import FilteringBoundLogger
 
 from main.base.jobs import BaseJob
 from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.clock import Clock
 from main.db.store import JobStore
+from main.events import EventBus, EventType
 from main.services.retry_policy import decide
 from main.services.runner import Paused, RunningJob, run_job
 from main.services.waker import Waker
@@ -30,8 +30,9 @@ from main.services.worker.executions import Executions
 class Executor:
     def __init__(self, job_class: Callable[[str], type[BaseJob[Any]] | None], store: JobStore, worker_id: str,
                  clock: Clock, executions: Executions, completer: Completer, waker: Waker,
-                 threads: CapacityLimiter, log: FilteringBoundLogger) -> None:
-        self.job_class, self.store, self.worker_id, self.clock, self.log = job_class, store, worker_id, clock, log
+                 threads: CapacityLimiter, events: EventBus) -> None:
+        self.job_class, self.store, self.worker_id, self.clock = job_class, store, worker_id, clock
+        self.events = events
         self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
         self._handed_over, self._to_run = anyio.create_memory_object_stream[RunningJob](math.inf)
 
@@ -56,12 +57,14 @@ class Executor:
     async def run(self, running: RunningJob) -> None:
         job = running.job
         with structlog.contextvars.bound_contextvars(job_id=job.id, job_type=job.type, attempt=job.attempts):
-            self.log.info("job_started", queue=job.queue)
+            self.events.emit(EventType.JOB_STARTED, job_id=job.id, job_type=job.type, queue=job.queue,
+                             attempt=job.attempts)
             started = time.monotonic()
             job_class = self.job_class(job.type)
             checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)
             try:
-                outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads)
+                outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads,
+                                        self.events)
                 decision = decide(job, outcome, job_class.options.backoff if job_class else None, self.clock.now())
                 note = f"paused: {outcome.reason}" if isinstance(outcome, Paused) else "worker shutting down"
                 self.completer.submit(Finished(job, decision, time.monotonic() - started, note))

@@ -24,6 +24,7 @@ from main.clock import Clock
 from main.db.engine import describe_database_error
 from main.db.store import Heartbeat as Beat
 from main.db.store import JobStore
+from main.events import EventBus, EventType
 from main.services.runner import RunningJob, StopReason
 from main.services.worker.completer import Completer
 from main.services.worker.executions import Executions
@@ -36,9 +37,9 @@ _TICK = LOOP_BLOCKED_AFTER / 4  # how often the loop proves it runs (and acts on
 
 class Heartbeat:
     def __init__(self, store: JobStore, worker_id: str, clock: Clock, executions: Executions, completer: Completer,
-                 log: FilteringBoundLogger, *, interval: float, lease_seconds: float,
+                 events: EventBus, log: FilteringBoundLogger, *, interval: float, lease_seconds: float,
                  sync_clock: Callable[[], None]) -> None:
-        self.store, self.worker_id, self.clock, self.log = store, worker_id, clock, log
+        self.store, self.worker_id, self.clock, self.events, self.log = store, worker_id, clock, events, log
         self.sync_clock = sync_clock
         self.executions, self.completer = executions, completer
         self.interval, self.lease_seconds = interval, lease_seconds
@@ -46,6 +47,7 @@ class Heartbeat:
         self._last_tick = time.monotonic()
         self._loop_thread = threading.get_ident()
         self._failing = False  # the last beat failed
+        self.last_beat = time.monotonic()  # of the last beat that succeeded (or had nothing to renew): /healthz
 
     async def run(self) -> None:
         """Beat in a thread of its own until cancelled; tick in the loop meanwhile."""
@@ -101,12 +103,16 @@ class Heartbeat:
         """Renew the leases of the running jobs and of those whose outcome waits in the completer."""
         running = self.executions.snapshot()  # the executions this beat speaks for, not any claimed meanwhile
         job_ids = [*running, *self.completer.awaiting]
-        if not job_ids:
-            return
-        lease_until = self.clock.now() + timedelta(seconds=self.lease_seconds)
-        beat = self._beating(self.store.heartbeat, self.worker_id, job_ids, lease_until)
-        if beat is not None and (beat.cancel_requested or beat.lost or beat.paused):
-            self._learned.put((running, beat))
+        if job_ids:
+            lease_until = self.clock.now() + timedelta(seconds=self.lease_seconds)
+            beat = self._beating(self.store.heartbeat, self.worker_id, job_ids, lease_until)
+            if beat is None:
+                return
+            if beat.cancel_requested or beat.lost or beat.paused:
+                self._learned.put((running, beat))
+        self.last_beat = time.monotonic()
+        self.events.emit(EventType.WORKER_HEARTBEAT, jobs=len(job_ids),
+                         loop_lag=round(self.last_beat - self._last_tick, 3))
 
     def _beat_row(self) -> None:
         """The worker's own row; the clock's offset from the database's is measured again first (a clock that NTP

@@ -12,12 +12,13 @@ from structlog.typing import FilteringBoundLogger
 from main.clock import Clock
 from main.db.engine import describe_database_error
 from main.db.store import JobStore
+from main.events import EventBus, EventType
 
 
 class Maintenance:
-    def __init__(self, store: JobStore, clock: Clock, log: FilteringBoundLogger, *, lease_seconds: float,
-                 cleanup_interval: float, retention: float) -> None:
-        self.store, self.clock, self.log = store, clock, log
+    def __init__(self, store: JobStore, clock: Clock, events: EventBus, log: FilteringBoundLogger, *,
+                 lease_seconds: float, cleanup_interval: float, retention: float) -> None:
+        self.store, self.clock, self.events, self.log = store, clock, events, log
         self.lease_seconds, self.cleanup_interval, self.retention = lease_seconds, cleanup_interval, retention
 
     async def once(self) -> None:
@@ -34,9 +35,9 @@ class Maintenance:
 
     async def recover_expired(self) -> None:
         recovered = await self.store.database.run(self.store.recover_expired, self.clock.now())
-        if recovered.total:
-            self.log.warning("expired_leases_recovered", requeued=recovered.requeued, failed=recovered.failed,
-                             cancelled=recovered.cancelled)
+        for job in recovered.jobs:
+            self.events.emit(EventType.JOB_RECOVERED, job_id=job.id, job_type=job.type, queue=job.queue,
+                             attempt=job.attempts, outcome=job.outcome, previous_worker=job.worker_id)
 
     async def forget_dead_workers(self) -> None:
         """Rows of workers that stopped beating without unregistering (killed, lost)."""
@@ -47,7 +48,7 @@ class Maintenance:
         cut_off = self.clock.now() - timedelta(seconds=self.retention)
         deleted = await self.store.database.run(self.store.cleanup, cut_off)
         if deleted:
-            self.log.info("cleanup_done", deleted=deleted, retention=self.retention)
+            self.events.emit(EventType.CLEANUP_DONE, deleted=deleted, retention=self.retention)
 
     async def _every(self, interval: float, task: Callable[[], Awaitable[None]]) -> None:
         while True:

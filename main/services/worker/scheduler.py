@@ -15,6 +15,7 @@ from main.db.engine import describe_database_error
 from main.db.rows import NewJob
 from main.db.store import JobStore
 from main.errors import JobQueueError
+from main.events import EventBus, EventType
 
 # missed="skip": a slot is run only if a worker sees it within this long (else it passed while none ran).
 SKIP_AFTER = timedelta(seconds=60)
@@ -22,9 +23,10 @@ SKIP_AFTER = timedelta(seconds=60)
 
 class Scheduler:
     def __init__(self, store: JobStore, clock: Clock, schedules: Sequence[Schedule],
-                 job_for: Callable[[Schedule, datetime], NewJob], log: FilteringBoundLogger, *,
+                 job_for: Callable[[Schedule, datetime], NewJob], events: EventBus, log: FilteringBoundLogger, *,
                  interval: float) -> None:
         self.store, self.clock, self.schedules, self.job_for, self.log = store, clock, schedules, job_for, log
+        self.events = events
         self.interval = interval
         self._done: dict[str, datetime] = {}  # the last slot of each schedule known to be enqueued (or skipped)
 
@@ -63,8 +65,8 @@ class Scheduler:
                 job_id = await self.store.database.run(self.store.enqueue_slot, name, slot, job, now)
                 if job_id is not None:
                     enqueued.append(job_id)
-                    self.log.info("schedule_enqueued", schedule=name, slot=slot.isoformat(), job_id=job_id,
-                                  job_type=job.type if job else None)
+                    self.events.emit(EventType.SCHEDULE_ENQUEUED, schedule=name, slot=slot.isoformat(), job_id=job_id,
+                                     job_type=job.type if job else None)
                 elif skip:
                     self.log.info("schedule_slot_skipped", schedule=name, slot=slot.isoformat(),
                                   reason="it passed while no worker ran (missed='skip')")

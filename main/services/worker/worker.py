@@ -54,19 +54,19 @@ class Worker:
     def __init__(self, queue: "JobQueue") -> None:
         settings, store, clock, log = queue.settings, queue.store, queue.clock, queue.log
         self.queue, self.settings = queue, settings
-        self.completer = Completer(store, queue.worker_id, clock, queue.waker, log)
+        self.completer = Completer(store, queue.worker_id, clock, queue.waker, queue.events, log)
         self.threads = CapacityLimiter(settings.concurrency)  # sync jobs: never in the database's threads
         self.executor = Executor(queue.registered_class, store, queue.worker_id, clock, queue.executions,
-                                 self.completer, queue.waker, self.threads, log)
+                                 self.completer, queue.waker, self.threads, queue.events)
         self.producer = Producer(store, queue.worker_id, clock, queue.executions, self.executor, self.completer,
                                  queue.waker, log, queues=settings.queues, poll_interval=settings.poll_interval,
                                  lease_seconds=settings.lease_seconds, stopping=lambda: queue.stopping)
-        self.heartbeat = Heartbeat(store, queue.worker_id, clock, queue.executions, self.completer, log,
+        self.heartbeat = Heartbeat(store, queue.worker_id, clock, queue.executions, self.completer, queue.events, log,
                                    interval=settings.effective_heartbeat_interval, lease_seconds=settings.lease_seconds,
                                    sync_clock=queue.sync_clock)
-        self.maintenance = Maintenance(store, clock, log, lease_seconds=settings.lease_seconds,
+        self.maintenance = Maintenance(store, clock, queue.events, log, lease_seconds=settings.lease_seconds,
                                        cleanup_interval=settings.cleanup_interval, retention=settings.retention)
-        self.scheduler = Scheduler(store, clock, list(queue.schedules.values()), queue.job_for_slot, log,
+        self.scheduler = Scheduler(store, clock, list(queue.schedules.values()), queue.job_for_slot, queue.events, log,
                                    interval=min(settings.poll_interval, SCHEDULER_INTERVAL))
 
     async def run(self, *, burst: bool = False, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,

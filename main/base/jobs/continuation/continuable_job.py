@@ -44,6 +44,7 @@ from main.errors import (
     JobInterrupted,
     MaxResumptionsExceededError,
 )
+from main.events.catalogue import EventType
 
 _NEXT = object()
 COMPLETED = "completed"  # the reason on_shutdown gets when the run completed the job
@@ -134,10 +135,12 @@ class ContinuableJob(BaseJob[P]):
         state = self.checkpoint.steps.setdefault(name, StepState())
         self.checkpoint.current = name
         step = Step(self, name, state)
+        self.context.emit(EventType.STEP_STARTED, step=name, cursor=state.cursor)
         await self.on_step_start(step)
         await fn(step)
         state.finished = self._advanced_this_run = True
         await self._save()
+        self.context.emit(EventType.STEP_COMPLETED, step=name, done=state.done)
         await self.on_step_complete(step)
         await self._stop_if_asked(step, finished=True)
 
@@ -182,6 +185,10 @@ class ContinuableJob(BaseJob[P]):
         self.payload = payload
         first_run = self.checkpoint.runs == 0 and self.context.attempt <= 1  # a crash leaves runs at 0
         self.checkpoint.runs += 1
+        if not first_run and self.context.wants(EventType.JOB_RESUMED):
+            summary = self.checkpoint.summary()
+            self.context.emit(EventType.JOB_RESUMED, step=summary["step"], cursor=summary["cursor"],
+                              done=summary["done"], resumptions=summary["resumptions"])
         await (self.on_start() if first_run else self.on_resume())
         try:
             result = await self._perform_keeping_progress(payload)
@@ -244,7 +251,7 @@ class ContinuableJob(BaseJob[P]):
             )
         self._count_resumption(reason)
         await self._save()
-        self.context.log.info("job_interrupted", reason=reason, **self.checkpoint.summary())
+        self.context.emit(EventType.JOB_PAUSED, reason=reason, **self.checkpoint.summary())
         raise JobInterrupted(reason)
 
     def _count_resumption(self, reason: str) -> None:
@@ -281,6 +288,10 @@ class ContinuableJob(BaseJob[P]):
             raise
         self._items_since_save, self._last_save = 0, time.monotonic()
         self._last_save_duration = self._last_save - started  # recorded with the next save
+        if self.context.wants(EventType.CHECKPOINT_SAVED):
+            summary = self.checkpoint.summary()
+            self.context.emit(EventType.CHECKPOINT_SAVED, step=summary["step"], cursor=summary["cursor"],
+                              done=summary["done"], total=summary["total"], saves=self.checkpoint.saves)
 
 
 def _default_database() -> Database:
