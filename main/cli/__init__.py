@@ -31,9 +31,14 @@ def open_queue(jobs_module: str | None = None, **overrides: Any) -> JobQueue:
     """Build this process's queue from the environment plus command-line overrides."""
     if jobs_module:
         overrides["jobs_module"] = jobs_module
+    return set_job_queue(JobQueue(open_settings(**overrides)))
+
+
+def open_settings(**overrides: Any) -> Settings:
+    """The settings from the environment plus the command-line overrides given (None: not given); logging set up."""
     settings = Settings.load(**{key: value for key, value in overrides.items() if value is not None})
     configure_logging(settings.log_format, settings.log_level)
-    return set_job_queue(JobQueue(settings))
+    return settings
 
 
 def main() -> None:

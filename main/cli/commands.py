@@ -12,10 +12,12 @@ import typer
 from prometheus_client import CollectorRegistry
 
 from main.base.jobs import JobRequest
-from main.cli import AsJson, JobsModule, app, open_queue
+from main.cli import AsJson, JobsModule, app, open_queue, open_settings
 from main.cli.output import console, print_json, print_status, print_workers
+from main.db.engine import Database
 from main.errors import JobQueueError
 from main.metrics import exporter
+from main.metrics.health import ask_probe, readiness
 from main.metrics.instruments import attach_metrics
 from main.services.supervisor import Supervisor
 from main.settings import parse_duration
@@ -112,6 +114,31 @@ def cleanup(as_json: AsJson = False) -> None:
         print_json({"deleted": deleted})
     else:
         console.print(f"deleted {deleted} finished job(s) older than {job_queue.settings.retention:g}s")
+
+
+@app.command()
+def health(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Ask the worker serving --metrics-port here "
+                                             "[env JOBQUEUE_METRICS_PORT]; without it, check readiness directly")
+                    ] = None,
+    host: Annotated[str, typer.Option(help="Where that worker listens")] = "127.0.0.1",
+    ready: Annotated[bool, typer.Option("--ready", help="Readiness (/readyz) instead of liveness (/healthz)")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Exit 0 if healthy, 1 if not, for container probes: a worker's /healthz (or /readyz) on its metrics port;
+    with no port, whether the database answers and its tables are current."""
+    settings = open_settings()
+    port = port or settings.metrics_port
+    if port is None:
+        verdict = readiness(Database(settings.database_url, 1, settings.transaction_pooler)).document()
+    else:
+        verdict = ask_probe(f"http://{host}:{port}/{'readyz' if ready else 'healthz'}")
+    if as_json:
+        print_json(verdict)
+    else:
+        console.print(verdict["status"] if not verdict["problems"] else
+                      f"{verdict['status']}: " + "; ".join(verdict["problems"]))
+    raise typer.Exit(0 if verdict["status"] == "ok" else 1)
 
 
 def _read_payload(value: str) -> str:

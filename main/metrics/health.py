@@ -6,7 +6,10 @@ answers for all its worker processes exactly as a single worker answers for itse
 answers and its jobqueue tables are at this code's revision.
 """
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +67,19 @@ def _by_pid(registry: CollectorRegistry, name: str) -> dict[str, float]:
             for family in registry.collect() if family.name == name for sample in family.samples}
 
 
+def ask_probe(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """What a probe URL answers (its JSON document); a worker that does not answer is a failing verdict."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as error:  # 503: the verdict is in the body
+        with error:
+            return json.loads(error.read())  # type: ignore[no-any-return]
+    except (OSError, ValueError) as error:
+        return Verdict(False, [f"nothing answers at {url} ({error}): is the worker running with "
+                                f"--metrics-port?"]).document()
+
+
 def readiness(database: Database) -> Verdict:
     try:
         found = schema.current(database).revision
@@ -71,7 +87,10 @@ def readiness(database: Database) -> Verdict:
         return Verdict(False, [f"the database does not answer: {describe_database_error(exc)}"])
     except JobQueueError as exc:  # tables this jobqueue cannot use
         return Verdict(False, [str(exc)])
+    if found is None:
+        return Verdict(False, ["the database has no jobqueue tables yet: a worker creates them when it starts, "
+                               "or run `jobqueue db upgrade`"])
     if found != schema.head():
-        return Verdict(False, [f"the jobqueue tables are at revision {found or 'none'}, this code needs "
+        return Verdict(False, [f"the jobqueue tables are at revision {found}, this code needs "
                                f"{schema.head()}: run `jobqueue db upgrade`"])
     return Verdict(True, details={"revision": found})
