@@ -81,7 +81,8 @@ async def test_a_resumable_job_reports_its_steps_checkpoints_pauses_and_resumpti
     saves = recorder.of_type(EventType.CHECKPOINT_SAVED)
     assert [e.done for e in saves if e.step == "iterate"][-1] == 12
     assert of_job.count("step.completed") == 1 and of_job[-1] == "job.completed"
-    assert of_job.count("step.started") == len(paused) + 1  # the step resumes in each run
+    after_the_step = sum("iterate" in event.finished_steps for event in paused)  # stopped after its last item
+    assert of_job.count("step.started") == len(paused) + 1 - after_the_step  # the step resumes in every other run
 
 
 async def test_a_crashed_workers_job_is_reported_recovered(make_queue: QueueFactory, clock: FrozenClock) -> None:
@@ -161,7 +162,7 @@ async def test_a_stuck_subscriber_neither_holds_up_the_worker_nor_grows_without_
     finally:
         release.set()
     assert {queue.store.get(job_id).status.value for job_id in ids} == {"completed"}
-    assert len(seen) <= 1 + 3 and blocked.dropped >= 20 - len(seen) - 3  # one in hand, the buffer, the rest dropped
+    assert len(seen) <= 2 * 3 and blocked.dropped >= 20 - 2 * 3  # a batch in hand, a full mailbox, the rest dropped
     assert cancelled.failed >= 1  # each call cut off at its timeout
 
 

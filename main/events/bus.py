@@ -45,7 +45,7 @@ class Subscription:
             getattr(handler, "__call__", None))  # noqa: B004  (an object with an async __call__)
         self.delivered = self.failed = self.dropped = 0
         self._mailbox: deque[Event] = deque()
-        self._handing_over = False
+        self._in_hand = 0  # taken from the mailbox, not yet handed over
         self._lock = threading.Lock()
         self._arrived = Waker()
         self._thread = CapacityLimiter(1)  # a sync handler's: one at a time, in order
@@ -69,45 +69,65 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        """Events not yet handed over, the one being handled included."""
-        return len(self._mailbox) + self._handing_over
+        """Events not yet handed over, those in hand included."""
+        return len(self._mailbox) + self._in_hand
 
     async def deliver(self) -> None:
-        """Hand over the events that arrive, in order, until cancelled."""
+        """Hand over the events that arrive, in order, until cancelled: what waits is taken as one batch."""
         self._arrived.bind()
         try:
             while True:
-                await self._hand_over_waiting()
-                await self._arrived.wait()
+                with self._lock:
+                    batch = list(self._mailbox)
+                    self._mailbox.clear()
+                    self._in_hand = len(batch)
+                if not batch:
+                    await self._arrived.wait()
+                elif self.is_async:
+                    await self._hand_over(batch)
+                else:  # one hop to its thread per batch, not per event
+                    await anyio.to_thread.run_sync(self._call_each, batch, limiter=self._thread,
+                                                   abandon_on_cancel=True)
         finally:
             self._arrived.unbind()
 
-    async def _hand_over_waiting(self) -> None:
-        while True:
-            with self._lock:
-                if not self._mailbox:
-                    return
-                event = self._mailbox.popleft()
-                self._handing_over = True
-            try:
-                await self._call(event)
-            finally:
-                self._handing_over = False
+    async def _hand_over(self, batch: list[Event]) -> None:
+        """Each event to the async handler under the timeout: one cancel scope for the batch, its deadline moved
+        before each call (a scope per call would cost more than most handlers)."""
+        index = 0
+        while index < len(batch):
+            with anyio.CancelScope() as scope:
+                while index < len(batch):
+                    scope.deadline = anyio.current_time() + self.timeout
+                    try:
+                        await self.handler(batch[index])  # type: ignore[misc]
+                    except Exception as error:
+                        self._failed(batch[index], f"{type(error).__name__}: {error}")
+                    else:
+                        self.delivered += 1
+                    index += 1
+                    self._in_hand -= 1
+            if scope.cancelled_caught:  # batch[index]'s handler overran its timeout
+                self._failed(batch[index], f"took longer than its timeout of {self.timeout:g}s")
+                index += 1
+                self._in_hand -= 1
 
-    async def _call(self, event: Event) -> None:
-        try:
-            if self.is_async:
-                with anyio.fail_after(self.timeout):
-                    await self.handler(event)  # type: ignore[misc]
+    def _call_each(self, batch: list[Event]) -> None:
+        """In the subscriber's thread (a sync handler)."""
+        for event in batch:
+            try:
+                self.handler(event)
+            except Exception as error:
+                self._failed(event, f"{type(error).__name__}: {error}")
             else:
-                await anyio.to_thread.run_sync(self.handler, event, limiter=self._thread, abandon_on_cancel=True)
-        except Exception as error:  # isolated: the next event is delivered as usual
-            self.failed += 1
-            self.log.error("event_subscriber_failed", event_type=event.type.value, job_id=event.fields.get("job_id"),
-                           error=f"{type(error).__name__}: {error}" if not isinstance(error, TimeoutError)
-                           else f"took longer than its timeout of {self.timeout:g}s")
-        else:
-            self.delivered += 1
+                self.delivered += 1
+            self._in_hand -= 1
+
+    def _failed(self, event: Event, error: str) -> None:
+        """Isolated: logged and counted; the next event is delivered as usual."""
+        self.failed += 1
+        self.log.error("event_subscriber_failed", event_type=event.type.value, job_id=event.fields.get("job_id"),
+                       error=error)
 
 
 class EventBus:

@@ -50,6 +50,7 @@ class WorkerMetrics:
                               "Seconds since the worker's event loop last ticked, at its last heartbeat",
                               multiprocess_mode="liveall", **kw)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._ends: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
 
     def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
         """`metric.labels(*labels)`, kept: the lookup is the costly part of an increment."""
@@ -80,10 +81,15 @@ class WorkerMetrics:
         self.child(self.running, *labels).inc()
 
     def _finished(self, event: Event, outcome: str) -> None:
-        labels = _job(event)
-        self.child(self.finished, *labels, outcome).inc()
-        self.child(self.duration, *labels, outcome).observe(event.fields["duration"])
-        self.child(self.running, *labels).dec()
+        fields = event.fields
+        key = (fields["job_type"], fields["queue"], outcome)
+        ends = self._ends.get(key)
+        if ends is None:  # the three series an end moves, looked up once per type, queue and outcome
+            ends = self._ends[key] = (self.finished.labels(*key), self.duration.labels(*key),
+                                      self.running.labels(*key[:2]))
+        ends[0].inc()
+        ends[1].observe(fields["duration"])
+        ends[2].dec()
 
     def _heartbeat(self, event: Event) -> None:
         self.heartbeat.set(time.time())
