@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     jobs_module: str = "main.jobs"
     metrics_port: int | None = Field(None, ge=0, le=65535)  # `jobqueue worker` serves /metrics, /healthz, /readyz
     metrics_host: str = "0.0.0.0"
+    dashboard_token: SecretStr | None = None  # required to serve the dashboard on anything but a loopback address
+    dashboard_read_only: bool = False  # viewers only: no retry, cancel or pause, and no buttons for them
 
     @field_validator("queues", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from main.base.jobs.continuation import checkpoint_summary
 from main.db.entities import Job, WorkerRow
+from main.services.documents import job_document, queue_document, worker_document
 from main.services.job_queue import QueueInfo, QueueStatus, ScheduleInfo
 
 console = Console()
@@ -19,21 +20,6 @@ _LIST_FIELDS = ("id", "type", "status", "queue", "priority", "attempts", "max_re
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
-
-
-# `jobs show`: what a job is, where it stands, when, who runs it, its keys and limits, then the data, long texts last.
-_SHOW_ORDER = ("id", "type", "status", "queue", "priority", "attempts", "max_retries", "run_at", "created_at",
-               "started_at", "finished_at", "updated_at", "worker_id", "lease_expires_at", "cancel_requested",
-               "unique_key", "unique_scope", "concurrency_key", "concurrency_limit", "rate_key", "rate_limit",
-               "rate_window", "result_awaited", "payload", "result", "progress", "checkpoint", "last_error",
-               "last_traceback")
-
-
-def job_as_dict(job: Job) -> dict[str, Any]:
-    """Every field, in the order people read them (`_SHOW_ORDER`; a field it does not know comes last)."""
-    fields = {**job.model_dump(mode="json"), "progress": checkpoint_summary(job.checkpoint)}
-    return {name: fields[name] for name in sorted(fields, key=lambda name: (
-        _SHOW_ORDER.index(name) if name in _SHOW_ORDER else len(_SHOW_ORDER)))}
 
 
 def describe_progress(job: Job) -> str:
@@ -48,7 +34,7 @@ def describe_progress(job: Job) -> str:
 
 def print_queues(queues: Sequence[QueueInfo], as_json: bool) -> None:
     if as_json:
-        print_json([{"name": q.name, "paused": q.paused, "paused_at": q.paused_at, "counts": q.counts} for q in queues])
+        print_json([queue_document(q) for q in queues])
         return
     table = Table("queue", "state", *(status for status in queues[0].counts) if queues else ())
     for q in queues:
@@ -74,7 +60,7 @@ def print_schedules(schedules: Sequence[ScheduleInfo], as_json: bool) -> None:
 
 def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
     if as_json:
-        print_json([{name: fields[name] for name in _LIST_FIELDS} for fields in map(job_as_dict, jobs)])
+        print_json([{name: fields[name] for name in _LIST_FIELDS} for fields in map(job_document, jobs)])
         return
     wide = console.width >= WIDE
     rows = [{"id": str(job.id), "type": job.type, "status": job.status.value, "queue": job.queue,
@@ -114,7 +100,7 @@ _WIDE = 110  # columns from which `jobs list` shows queue and priority, and run_
 
 
 def print_job(job: Job, as_json: bool) -> None:
-    data = job_as_dict(job)
+    data = job_document(job)
     if as_json:
         print_json(data)
         return
@@ -147,7 +133,7 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
         "counts_by_status": status.counts_by_status,
         "counts_by_queue": status.counts_by_queue,
         "paused_queues": {name: since.isoformat() for name, since in status.paused_queues.items()},
-        "workers": [worker_as_dict(worker, running) for worker, running in status.workers],
+        "workers": [worker_document(worker, running) for worker, running in status.workers],
         "running": [
             {"id": job.id, "type": job.type, "attempt": job.attempts, "worker_id": job.worker_id,
              "started_at": job.started_at.isoformat() if job.started_at else None,
@@ -157,13 +143,9 @@ def status_as_dict(status: QueueStatus) -> dict[str, Any]:
     }
 
 
-def worker_as_dict(worker: WorkerRow, running: int) -> dict[str, Any]:
-    return {**worker.model_dump(mode="json"), "running": running}
-
-
 def print_workers(workers: Sequence[tuple[WorkerRow, int]], as_json: bool) -> None:
     if as_json:
-        print_json([worker_as_dict(worker, running) for worker, running in workers])
+        print_json([worker_document(worker, running) for worker, running in workers])
         return
     rows = [{"id": worker.id, "host": worker.host, "pid": str(worker.pid), "queues": ",".join(worker.queues) or "all",
              "running": f"{running}/{worker.concurrency}", "started (UTC)": f"{worker.started_at:%Y-%m-%d %H:%M:%S}",

@@ -24,6 +24,9 @@ from sqlalchemy import (
     or_,
     update,
 )
+from sqlalchemy import (
+    select as core_select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -260,7 +263,8 @@ class JobStore:
                 stmt = update(jobs_table).where(*expired, *where)
                 stmt = stmt.values(lease_expires_at=None, updated_at=now, **values)
                 stmt = stmt.returning(c.id, c.type, c.queue, c.attempts, c.worker_id)
-                return [RecoveredJob(*row, outcome=outcome) for row in connection.execute(stmt)]
+                return [RecoveredJob(id_, type_, queue, attempts, worker, outcome)
+                        for id_, type_, queue, attempts, worker in connection.execute(stmt)]
 
             cancelled = move("cancelled", c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
             failed = move(
@@ -468,12 +472,18 @@ class JobStore:
 
     def list_jobs(
         self, statuses: Sequence[JobStatus] = (), queue: str | None = None, limit: int = 50,
-        types: Sequence[str] = (),
+        types: Sequence[str] = (), *, before_id: int | None = None, due_after: datetime | None = None,
     ) -> list[Job]:
-        """The newest jobs first, filtered by any of status, queue and type."""
+        """The newest jobs first, filtered by any of status, queue and type; `before_id` pages on (the jobs older
+        than that one). With `due_after`: only jobs due later than it, the soonest first."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit < 2**63:
             raise JobRequestError(f"the number of jobs to list must be a positive integer, got {limit!r:.80}")
-        query = select(Job).order_by(col(Job.id).desc()).limit(limit)
+        if due_after is None:
+            query = select(Job).order_by(col(Job.id).desc()).limit(limit)
+        else:
+            query = select(Job).where(Job.run_at > due_after).order_by(col(Job.run_at), col(Job.id)).limit(limit)
+        if before_id is not None:
+            query = query.where(col(Job.id) < before_id)
         if statuses:
             query = query.where(col(Job.status).in_(statuses))
         if queue:
@@ -489,12 +499,21 @@ class JobStore:
         with self._read() as session:
             return [(JobStatus(status), queue, n) for status, queue, n in session.exec(query)]
 
+    def throughput(self, since: datetime) -> list[tuple[str, JobStatus, int]]:
+        """(minute 'YYYY-MM-DDTHH:MM' UTC, status, jobs) of the jobs that finished since `since`, per minute."""
+        c = jobs_table.c
+        minute = self.database.dialect.minute(c.finished_at).label("minute")
+        query = (select(minute, c.status, func.count()).where(c.finished_at >= since)
+                 .group_by(minute, c.status).order_by(minute))
+        with self._read() as session:
+            return [(at, JobStatus(status), n) for at, status, n in session.execute(query)]
+
     def queue_depths(self, now: datetime) -> list[QueueDepth]:
         """Per queue with live jobs: pending ones due and later, running ones, the oldest due job's run_at. Reads
         only pending and running rows (through the partial indexes), never the finished history."""
         c = jobs_table.c
         due = (c.status == JobStatus.PENDING) & (c.run_at <= now)
-        query = (select(c.queue, func.count().filter(due), func.count().filter(c.status == JobStatus.PENDING),
+        query = (core_select(c.queue, func.count().filter(due), func.count().filter(c.status == JobStatus.PENDING),
                            func.count().filter(c.status == JobStatus.RUNNING), func.min(c.run_at).filter(due))
                  .where(c.status.in_((JobStatus.PENDING, JobStatus.RUNNING))).group_by(c.queue).order_by(c.queue))
         with self._read() as session:

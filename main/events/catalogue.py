@@ -72,8 +72,8 @@ CATALOGUE: dict[EventType, EventInfo] = {
                                               "asked to stop"),
     EventType.JOB_CANCELLED: EventInfo("info", (*_JOB, "duration"), "a running job stopped because it was cancelled"),
     EventType.JOB_RELEASED: EventInfo("info", (*_JOB, "duration", "reason"),
-                                      "the worker stopped and handed the job back untouched (the attempt not "
-                                      "counted); any worker runs it again"),
+                                      "the job went back to pending without counting the attempt: its worker "
+                                      "stopped, or a resumable job paused (job.paused came first)"),
     EventType.JOB_PAUSED: EventInfo("info", (*_JOB, "reason", "step", "cursor", "done", "total", "resumptions",
                                              "finished_steps"),
                                     "a resumable job saved its checkpoint and stopped at an item boundary (shutdown, "

@@ -41,7 +41,8 @@ def worker_health(registry: CollectorRegistry, workers: Mapping[str, float], *, 
     started; one that has not reported yet is healthy for its first `stale_after` seconds."""
     now = time.time() if now is None else now
     beats, lags = _by_pid(registry, HEARTBEAT), _by_pid(registry, LOOP_LAG)
-    problems, report = [], {}
+    problems: list[str] = []
+    report: dict[str, dict[str, float | None]] = {}
     if not workers:
         problems.append("no worker process is running")
     for pid, started in workers.items():

@@ -8,6 +8,7 @@ age of the oldest due job) is read at scrape time: see collector.py.
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -72,7 +73,7 @@ class WorkerMetrics:
             EventType.WORKER_HEARTBEAT: self._heartbeat,
         }
         for event_type, outcome in OUTCOMES.items():
-            observers[event_type] = lambda e, outcome=outcome: self._finished(e, outcome)
+            observers[event_type] = partial(self._finished, outcome=outcome)
         return observers
 
     def _started(self, event: Event) -> None:

@@ -82,6 +82,10 @@ class Dialect(Protocol):
         """SQL for `now` minus `seconds`, comparable with the stored datetimes."""
         ...
 
+    def minute(self, at: ColumnElement[datetime]) -> ColumnElement[str]:
+        """SQL for the minute of a stored datetime as 'YYYY-MM-DDTHH:MM' (UTC), to count things per minute."""
+        ...
+
     def running_free(self, key: ColumnElement[str], most: ColumnElement[int],
                      claiming: ColumnElement[int]) -> ColumnElement[int]:
         """Inside the claim: how many more jobs of concurrency key `key` may run than run now (`most` at most),

@@ -200,6 +200,9 @@ class PostgresDialect:
     def create_functions(self, connection: Connection) -> None:
         connection.execute(text(_LIMIT_FUNCTIONS))
 
+    def minute(self, at: ColumnElement[datetime]) -> ColumnElement[str]:
+        return func.to_char(at, 'YYYY-MM-DD"T"HH24:MI')  # stored naive UTC: no time zone is applied
+
     def window_start(self, now: ColumnElement[datetime], seconds: ColumnElement[float]) -> ColumnElement[datetime]:
         return now - seconds * literal_column("interval '1 second'")
 

@@ -144,6 +144,9 @@ class SqliteDialect:
     def create_functions(self, connection: Connection) -> None:
         """None: the claim's counts are plain subqueries here."""
 
+    def minute(self, at: ColumnElement[datetime]) -> ColumnElement[str]:
+        return func.strftime("%Y-%m-%dT%H:%M", at)
+
     def window_start(self, now: ColumnElement[datetime], seconds: ColumnElement[float]) -> ColumnElement[datetime]:
         """strftime's form ('YYYY-MM-DD HH:MM:SS.SSS') compares with the stored one to the millisecond."""
         return func.strftime("%Y-%m-%d %H:%M:%f", now, literal("-") + cast(seconds, String) + literal(" seconds"))

@@ -1,0 +1,40 @@
+"""Jobs, queues and workers as JSON documents: one shape for `--json` on the command line and the REST API."""
+
+from typing import Any
+
+from main.base.jobs.continuation import checkpoint_summary
+from main.db.entities import Job, WorkerRow
+from main.services.job_queue import QueueInfo
+
+# What a job is, where it stands, when, who runs it, its keys and limits, then the data, long texts last.
+JOB_FIELD_ORDER = ("id", "type", "status", "queue", "priority", "attempts", "max_retries", "run_at", "created_at",
+                   "started_at", "finished_at", "updated_at", "worker_id", "lease_expires_at", "cancel_requested",
+                   "unique_key", "unique_scope", "concurrency_key", "concurrency_limit", "rate_key", "rate_limit",
+                   "rate_window", "result_awaited", "payload", "result", "progress", "checkpoint", "last_error",
+                   "last_traceback")
+
+_SUMMARY_FIELDS = ("id", "type", "status", "queue", "priority", "attempts", "max_retries", "run_at", "started_at",
+                   "finished_at", "worker_id")
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    """Every field, in the order people read them (a field JOB_FIELD_ORDER does not know comes last)."""
+    fields = {**job.model_dump(mode="json"), "progress": checkpoint_summary(job.checkpoint)}
+    return {name: fields[name] for name in sorted(fields, key=lambda name: (
+        JOB_FIELD_ORDER.index(name) if name in JOB_FIELD_ORDER else len(JOB_FIELD_ORDER)))}
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """A job in a list: no payload, result, checkpoint or traceback; the error's first line; its progress."""
+    fields = job.model_dump(mode="json", include=set(_SUMMARY_FIELDS))
+    error = (job.last_error or "").strip().splitlines()
+    return {**{name: fields[name] for name in _SUMMARY_FIELDS}, "error": error[0] if error else None,
+            "progress": checkpoint_summary(job.checkpoint)}
+
+
+def queue_document(queue: QueueInfo) -> dict[str, Any]:
+    return {"name": queue.name, "paused": queue.paused, "paused_at": queue.paused_at, "counts": queue.counts}
+
+
+def worker_document(worker: WorkerRow, running: int) -> dict[str, Any]:
+    return {**worker.model_dump(mode="json"), "running": running}
