@@ -11,6 +11,8 @@ import structlog
 from pydantic import BaseModel
 
 from main.base.jobs import BaseJob, Limit, NonRetryableError, RateLimit, Unique, job
+from main.base.jobs.continuation import IterationJob
+from main.base.jobs.continuation.enumerators import Enumerator
 
 
 class Nothing(BaseModel):
@@ -254,7 +256,26 @@ class TwoPerMinutePerAccountJob(_Interval):
     pass
 
 
+class Countdown(BaseModel):
+    count: int = 10
+    item_delay: float = 0.2
+
+
+@job(name="CountdownJob", max_retries=0)
+class CountdownJob(IterationJob[Countdown]):
+    """A resumable job that takes its time over each item: its progress can be watched."""
+
+    def build_enumerator(self, payload: Countdown, cursor: int | None) -> Enumerator:
+        return self.enumerate.items(range(payload.count), cursor=cursor)
+
+    async def count(self, payload: Countdown) -> int:
+        return payload.count
+
+    async def each_iteration(self, item: int, payload: Countdown) -> None:
+        await anyio.sleep(payload.item_delay)
+
+
 JOBS = [NoopJob, RecordJob, SleepJob, TimeoutJob, FailingJob, LinearFailingJob, RejectingJob, SyncJob, FanOutJob,
         PriorityJob, SyncSleepJob, LoggingJob, EchoJob, RaiseJob, SyncRaiseJob, LoopBlockingJob, SumJob,
         SyncAccountJob, StrictAccountJob, HourlyReportJob, OnePerAccountJob, TwoPerAccountJob, ThreePerMinuteJob,
-        TwoPerMinutePerAccountJob]
+        TwoPerMinutePerAccountJob, CountdownJob]
