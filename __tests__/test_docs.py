@@ -40,3 +40,13 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_second() -> None:
     assert demo.startswith("python3 -m venv .venv") and demo.endswith("jobqueue demo")
     assert tests.endswith("python -m pytest")
     assert tests in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_event_catalogue_in_the_docs_is_the_code_s() -> None:
+    from main.events import CATALOGUE
+
+    text = (ROOT / "docs" / "OBSERVABILITY.md").read_text()
+    documented = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \| ([^|]+) \| ([^|]+) \|$",
+                            text.split("<!-- catalogue")[1].split("<!-- end of catalogue")[0], re.MULTILINE)
+    assert [(name, level, fields.strip(), meaning.strip()) for name, level, fields, meaning in documented] == [
+        (event.value, info.level, ", ".join(info.fields) or "-", info.meaning) for event, info in CATALOGUE.items()]
