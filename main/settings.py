@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     dashboard_token: SecretStr | None = None  # required to serve the dashboard on anything but a loopback address
     dashboard_read_only: bool = False  # viewers only: no retry, cancel or pause, and no buttons for them
+    otel: bool = False  # trace jobs with OpenTelemetry from the command line (main/tracing.py; the otel extra)
 
     @field_validator("queues", mode="before")
     @classmethod

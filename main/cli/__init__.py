@@ -31,7 +31,12 @@ def open_queue(jobs_module: str | None = None, **overrides: Any) -> JobQueue:
     """Build this process's queue from the environment plus command-line overrides."""
     if jobs_module:
         overrides["jobs_module"] = jobs_module
-    return set_job_queue(JobQueue(open_settings(**overrides)))
+    queue = set_job_queue(JobQueue(open_settings(**overrides)))
+    if queue.settings.otel:
+        from main.tracing import instrument  # the otel extra: only imported when asked for
+
+        instrument(queue)
+    return queue
 
 
 def open_settings(**overrides: Any) -> Settings:

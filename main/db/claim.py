@@ -114,7 +114,7 @@ def _build(dialect: Dialect, some_queues: bool, one_job: bool) -> Update:
         .where(jobs.c.id.in_(chosen))
         .values(status=JobStatus.RUNNING, attempts=jobs.c.attempts + 1, worker_id=bindparam("w_id"),
                 lease_expires_at=bindparam("lease_until"), started_at=now, updated_at=now)
-        .returning(*(cast(jobs.c[name], Text) if name in ("payload", "checkpoint") else jobs.c[name]
+        .returning(*(cast(jobs.c[name], Text) if name in ("payload", "checkpoint", "trace_context") else jobs.c[name]
                      for name in ClaimedJob.COLUMNS))
     )
 

@@ -39,9 +39,10 @@ class JobKeys:
     rate_key: str | None = None  # at most rate_limit jobs of this key start per rate_window seconds
     rate_limit: int | None = None
     rate_window: float | None = None
+    trace_context: str | None = None  # JSON: the enqueuer's trace (W3C traceparent), when a propagator is set
 
     COLUMNS = ("unique_key", "unique_scope", "concurrency_key", "concurrency_limit", "rate_key", "rate_limit",
-               "rate_window")
+               "rate_window", "trace_context")
 
     def values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, column) for column in self.COLUMNS)
@@ -82,24 +83,34 @@ class ClaimedJob:
     max_retries: int
     checkpoint: dict[str, Any] | None
     defect: str | None = None  # why the stored row cannot be run as it is; the job fails with this
+    trace_context: dict[str, Any] | None = None  # where it was enqueued (see main/services/propagation.py)
 
     # The columns a claim reads, in the order `from_row` takes them; JSON columns come as text.
-    COLUMNS = ("id", "type", "payload", "queue", "priority", "attempts", "max_retries", "checkpoint")
+    COLUMNS = ("id", "type", "payload", "queue", "priority", "attempts", "max_retries", "checkpoint", "trace_context")
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "ClaimedJob":
         """Never raises. A row this worker cannot read (edited by hand, or written by a tool that skipped
         validation: SQLite keeps whatever it is given) becomes a job whose `defect` says what is wrong, so that
         this job fails alone instead of stopping the worker and every job claimed beside it."""
-        job_id, job_type, payload, queue, priority, attempts, max_retries, checkpoint = row
+        job_id, job_type, payload, queue, priority, attempts, max_retries, checkpoint, trace_context = row
         try:
             return cls(job_id, str(job_type), _json_object(payload, "payload"), str(queue),
                        _integer(priority, "priority"), _integer(attempts, "attempts"),
                        _integer(max_retries, "max_retries"),
-                       None if checkpoint is None else _json_object(checkpoint, "checkpoint"))
+                       None if checkpoint is None else _json_object(checkpoint, "checkpoint"),
+                       trace_context=_trace_context(trace_context))
         except ValueError as exc:
             return cls(job_id, str(job_type), {}, str(queue), 0, _integer_or(attempts, 1), 0, None,
                        defect=f"the stored job cannot be read: {exc}")
+
+
+def _trace_context(text: Any) -> dict[str, Any] | None:
+    """A trace context that cannot be read costs the job its link to the enqueuer's trace, nothing more."""
+    try:
+        return None if text is None else _json_object(text, "trace_context")
+    except ValueError:
+        return None
 
 
 def _json_object(text: Any, column: str) -> dict[str, Any]:

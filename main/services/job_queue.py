@@ -5,6 +5,7 @@ One per process (``get_job_queue()``). The worker itself, its parts and their in
 main/services/worker/; this class only starts and stops it.
 """
 
+import json
 import math
 import os
 import signal
@@ -36,7 +37,7 @@ from main.clock import Clock, ServerClock, SystemClock
 from main.db.dialects import Channel
 from main.db.engine import Database
 from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, WorkerRow
-from main.db.rows import JobKeys, NewJob
+from main.db.rows import NO_KEYS, JobKeys, NewJob
 from main.db.store import JobFilter, JobStore
 from main.errors import (
     JobCancelledError,
@@ -50,6 +51,7 @@ from main.errors import (
 from main.events import EventBus, EventType, Handler, Subscription
 from main.events.log_lines import attach_log_lines
 from main.log import get_logger
+from main.services.propagation import Propagator
 from main.services.registry import Registry, load_jobs_module, module_schedules
 from main.services.runner import RunningJob, StopReason
 from main.services.waker import Waker
@@ -131,6 +133,7 @@ class JobQueue:
         for variable, closest in Settings.unknown_variables(os.environ).items():
             self.log.warning("unknown_setting_ignored", variable=variable, did_you_mean=closest)
         self.executions = Executions(self.settings.concurrency)
+        self.propagator: Propagator | None = None  # carries a trace from enqueue to run (main/tracing.py)
         self.waker = Waker()
         self._stopping = self._interrupting = False
         self._started_at: float | None = None
@@ -255,6 +258,8 @@ class JobQueue:
 
     def _prepare(self, requests: Sequence[JobRequest]) -> list[NewJob]:
         now = self.clock.now()
+        carried = self.propagator.inject() if self.propagator else None
+        trace_context = json.dumps(carried) if carried else None
         rows = []
         for request in requests:
             options = request.job_class._options()
@@ -272,6 +277,8 @@ class JobQueue:
                          priority=priority, max_retries=options.max_retries, run_at=_run_at(request, now))
             if options.unique or options.concurrency or options.rate_limit or request.unique_key is not None:
                 row = _with_keys(row, request, payload, now)
+            if trace_context is not None:
+                row = replace(row, keys=replace(row.keys or NO_KEYS, trace_context=trace_context))
             rows.append(row)
         return rows
 

@@ -38,7 +38,7 @@ _COLUMNS = [("type", "varchar[]"), ("payload", "json[]"), ("queue", "varchar[]")
             ("max_retries", "int[]"), ("run_at", "timestamp[]")]
 # ... and those that only some jobs have: unique keys and limits.
 _OPTIONAL_COLUMNS = list(zip(JobKeys.COLUMNS, ("varchar[]", "varchar[]", "varchar[]", "int[]", "varchar[]", "int[]",
-                                                "float8[]"), strict=True))
+                                                "float8[]", "json[]"), strict=True))
 
 
 def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str = "id") -> str:

@@ -94,3 +94,4 @@ class Job(SQLModel, table=True):
     rate_limit: int | None = None
     rate_window: float | None = None
     result_awaited: bool | None = None  # true: someone waits in queue.result(), so its end is announced
+    trace_context: dict[str, Any] | None = Field(default=None, sa_type=StoredJSON, nullable=True)  # the enqueuer's

@@ -9,6 +9,7 @@ still gets a cancel scope of its own (cancel, timeout, lease lost, shutdown).
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
@@ -18,8 +19,10 @@ from anyio import CapacityLimiter
 from main.base.jobs import BaseJob
 from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.clock import Clock
+from main.db.outcomes import Decision
 from main.db.store import JobStore
 from main.events import EventBus, EventType
+from main.services.propagation import Propagator
 from main.services.retry_policy import decide
 from main.services.runner import Paused, RunningJob, run_job
 from main.services.waker import Waker
@@ -27,12 +30,16 @@ from main.services.worker.completer import Completer, Finished
 from main.services.worker.executions import Executions
 
 
+def _unheard(decision: Decision) -> None:
+    """No propagator: nobody is told how a run ended."""
+
+
 class Executor:
     def __init__(self, job_class: Callable[[str], type[BaseJob[Any]] | None], store: JobStore, worker_id: str,
                  clock: Clock, executions: Executions, completer: Completer, waker: Waker,
-                 threads: CapacityLimiter, events: EventBus) -> None:
+                 threads: CapacityLimiter, events: EventBus, propagator: Propagator | None) -> None:
         self.job_class, self.store, self.worker_id, self.clock = job_class, store, worker_id, clock
-        self.events = events
+        self.events, self.propagator = events, propagator
         self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
         self._handed_over, self._to_run = anyio.create_memory_object_stream[RunningJob](math.inf)
 
@@ -63,9 +70,12 @@ class Executor:
             job_class = self.job_class(job.type)
             checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)
             try:
-                outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads,
-                                        self.events)
-                decision = decide(job, outcome, job_class.options.backoff if job_class else None, self.clock.now())
+                with self.propagator.around(job) if self.propagator else nullcontext(_unheard) as settle:
+                    outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads,
+                                            self.events)
+                    decision = decide(job, outcome, job_class.options.backoff if job_class else None,
+                                      self.clock.now())
+                    settle(decision)
                 note = f"paused: {outcome.reason}" if isinstance(outcome, Paused) else "worker shutting down"
                 self.completer.submit(Finished(job, decision, time.monotonic() - started, note))
             finally:

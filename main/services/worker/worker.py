@@ -57,7 +57,7 @@ class Worker:
         self.completer = Completer(store, queue.worker_id, clock, queue.waker, queue.events, log)
         self.threads = CapacityLimiter(settings.concurrency)  # sync jobs: never in the database's threads
         self.executor = Executor(queue.registered_class, store, queue.worker_id, clock, queue.executions,
-                                 self.completer, queue.waker, self.threads, queue.events)
+                                 self.completer, queue.waker, self.threads, queue.events, queue.propagator)
         self.producer = Producer(store, queue.worker_id, clock, queue.executions, self.executor, self.completer,
                                  queue.waker, log, queues=settings.queues, poll_interval=settings.poll_interval,
                                  lease_seconds=settings.lease_seconds, stopping=lambda: queue.stopping)
