@@ -39,7 +39,7 @@ class OpenTelemetryPropagator:
 
     @contextmanager
     def around(self, job: ClaimedJob) -> Iterator[Settle]:
-        attributes = {"messaging.system": "jobqueue", "messaging.operation.type": "process",
+        attributes: dict[str, str | int] = {"messaging.system": "jobqueue", "messaging.operation.type": "process",
                       "messaging.destination.name": job.queue, "messaging.message.id": str(job.id),
                       "jobqueue.job_type": job.type, "jobqueue.attempt": job.attempts}
         with self.tracer.start_as_current_span(
