@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
                                                               "default policy"]),
         ("bench.bench_store", ["--jobs", "200", "--batch", "50"], ["bulk enqueue", "one by one", "ms per 50",
                                                                    "record"]),
+        ("bench.bench_events", ["--jobs", "100", "--rounds", "1", "--emits", "1000"],
+         ["heard by", "nobody", "a subscriber", "nothing listens", "info logs + metrics + subscriber"]),
     ],
 )
 def test_benchmark_prints_its_figures(script: str, args: list[str], expected: list[str]) -> None:

@@ -60,7 +60,7 @@ def test_enqueue_scheduling_options(queue: JobQueue, database_url: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["enqueue", "NoSuchJob"], "no job named 'NoSuchJob' is registered (registered: EchoJob, FailingJob"),
+        (["enqueue", "NoSuchJob"], "no job named 'NoSuchJob' is registered (registered: CountdownJob, EchoJob"),
         (["enqueue", "NoopJob", "--payload", "{bad"], "--payload is not valid JSON"),
         (["enqueue", "NoopJob", "--payload", '{"n": "x"}'], "invalid payload for job 'NoopJob'"),
         (["enqueue", "NoopJob", "--at", "2031-05-01T10:00:00"], "has no timezone"),

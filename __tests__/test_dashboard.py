@@ -1,14 +1,17 @@
 """The dashboard's JSON API and pages, called with httpx against the ASGI app on real SQLite and PostgreSQL:
 what they show, what the actions do, and who may act (token, CSRF, Origin, read-only, escaping)."""
 
+import os
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from __tests__.conftest import QueueFactory
+from __tests__.conftest import ROOT, QueueFactory
 from __tests__.support.jobs import FailingJob, NoopJob, RejectingJob
 from main.services.job_queue import JobQueue
 from main.web.dashboard import dashboard_app
@@ -134,3 +137,11 @@ async def test_it_can_be_mounted_in_an_application(worked: JobQueue) -> None:
         assert retried.status_code == 303 and retried.headers["location"] == "/ops/jobs/jobs?status=failed"
         assert worked.store.get(failed["id"]).status.value == "pending"
 
+
+
+def test_the_dashboard_refuses_another_address_without_a_token(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "JOBQUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.db'}"}
+    env.pop("JOBQUEUE_DASHBOARD_TOKEN", None)
+    refused = subprocess.run([sys.executable, "-m", "main.cli", "dashboard", "--host", "0.0.0.0", "--port", "0"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "without JOBQUEUE_DASHBOARD_TOKEN" in refused.stderr

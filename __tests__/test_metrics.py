@@ -16,13 +16,18 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from __tests__.conftest import ROOT, QueueFactory, wait_for
-from __tests__.support.jobs import FailingJob, LoopBlockingJob, NoopJob, SleepJob
+from __tests__.conftest import FAST, ROOT, QueueFactory, wait_for
+from __tests__.support.continuation_jobs import JOBS as CONTINUATION_JOBS
+from __tests__.support.continuation_jobs import ShortRunsJob
+from __tests__.support.jobs import JOBS, FailingJob, LoopBlockingJob, NoopJob, SleepJob
+from main.base.jobs.continuation import Checkpoint
 from main.db.engine import Database
 from main.db.entities import JobStatus
+from main.demo.seed import create_tables
 from main.metrics.exporter import worker_app
 from main.metrics.health import readiness
-from main.services.job_queue import JobQueue
+from main.services.job_queue import JobQueue, set_job_queue
+from main.settings import Settings
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -73,6 +78,10 @@ def test_readiness_names_what_is_missing(tmp_path: Path, postgres_admin_url: str
     assert not down.ok and "does not answer" in down.problems[0]
 
 
+def checkpoint_of(queue: JobQueue, job_id: int) -> Checkpoint:
+    return Checkpoint.model_validate(queue.store.get(job_id).checkpoint)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -94,7 +103,9 @@ def jobqueue(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 @pytest.mark.slow
 def test_a_worker_is_unhealthy_while_a_job_blocks_its_loop_and_healthy_again_after(
-        queue: JobQueue, start_worker, database_url: str) -> None:
+        sqlite_url: str, start_worker) -> None:  # the engine plays no part in it: SQLite only
+    database_url = sqlite_url
+    queue = set_job_queue(JobQueue(Settings.load(database_url=sqlite_url, **FAST), jobs=JOBS))
     port = free_port()
     worker = start_worker(database_url, "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
                           JOBQUEUE_LEASE_SECONDS="2")
@@ -145,3 +156,20 @@ def test_one_scrape_of_a_supervisor_shows_every_worker_process(queue: JobQueue, 
     wait_for(lambda: get(f"{url}/healthz")[0] == 200)
     supervisor.signal(signal.SIGTERM)
     assert supervisor.wait(timeout=30) == 0
+
+
+@pytest.mark.anyio
+async def test_resumable_jobs_count_their_resumptions_and_checkpoint_saves(make_queue: QueueFactory) -> None:
+    queue = make_queue(jobs=[*JOBS, *CONTINUATION_JOBS])
+    queue.store.ensure_schema()
+    create_tables(queue.database)  # the items' log
+    app = worker_app(queue)
+    job_id = await ShortRunsJob.perform_later({"count": 12, "item_delay": 0.02})
+    await queue.run(burst=True)
+    saved = checkpoint_of(queue, job_id)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://worker") as client:
+        metrics = parse((await client.get("/metrics")).text)
+    assert saved.resumptions >= 2
+    assert metrics["jobqueue_job_resumptions_total"][job_labels("ShortRunsJob")] == saved.resumptions
+    assert metrics["jobqueue_checkpoint_saves_total"][job_labels("ShortRunsJob")] == saved.saves
+    assert metrics["jobqueue_jobs_finished_total"][job_labels("ShortRunsJob", outcome="released")] == saved.resumptions
