@@ -108,9 +108,10 @@ def make_queue(database_url: str) -> Iterator[QueueFactory]:
     """Build a JobQueue on the test's database with short intervals; the first one built is the singleton."""
     built: list[JobQueue] = []
 
-    def factory(clock: Any = None, jobs: Any = JOBS, schedules: Any = (), **settings: Any) -> JobQueue:
+    def factory(clock: Any = None, jobs: Any = JOBS, schedules: Any = (), workflows: Any = (),
+                **settings: Any) -> JobQueue:
         queue = JobQueue(Settings.load(database_url=database_url, **{**FAST, **settings}), clock=clock, jobs=jobs,
-                         schedules=schedules)
+                         schedules=schedules, workflows=workflows)
         if not built:
             set_job_queue(queue)
         built.append(queue)

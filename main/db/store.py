@@ -6,7 +6,7 @@ people through the read door. Outcome writes are guarded by ``worker_id`` and ``
 row: a worker whose lease expired cannot overwrite what another worker did since.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from main.db import workflow_steps
 from main.db.claim import PAUSED_QUEUES, PENDING, RUNNING, claim_statement
 from main.db.dialects import Channel
 from main.db.engine import Database
@@ -37,7 +38,7 @@ from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, Schedu
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
-from main.errors import InvalidJobStateError, JobNotFoundError, JobRequestError
+from main.errors import InvalidJobStateError, JobNotFoundError, JobQueueError, JobRequestError
 
 # Hot-path statements (claim, heartbeat, outcomes) use the Core table, built once with bound parameters so
 # SQLAlchemy compiles each once: the ORM's machinery would cost several times the SQL itself here. Reads for
@@ -142,6 +143,7 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._schema_ready = False
+        self.step_payload: workflow_steps.PayloadFor = _no_workflows  # set by the queue that registers workflows
 
     def ensure_schema(self) -> None:
         if not self._schema_ready:
@@ -192,10 +194,12 @@ class JobStore:
             paused=frozenset(job_id for job_id, (_, paused) in renewed.items() if paused),
         )
 
-    def record(self, worker_id: str, decisions: Sequence[Decision], now: datetime) -> set[int]:
+    def record(self, worker_id: str, decisions: Sequence[Decision], now: datetime,
+               steps: Collection[int] = ()) -> set[int]:
         """Write the outcomes of many runs in one transaction: one statement per kind for the common outcomes
         (completed, released, cancelled), one per row for those that carry their own error text. Returns
-        the ids that were written; the others are no longer this worker's (their lease was lost)."""
+        the ids that were written; the others are no longer this worker's (their lease was lost). `steps`: the
+        jobs that are workflow steps; their runs move on in the same transaction."""
         by_kind: dict[Kind, list[int]] = {}
         for decision in decisions:
             by_kind.setdefault(decision.kind, []).append(decision.job_id)
@@ -221,7 +225,12 @@ class JobStore:
                     for _, result_awaited in connection.execute(_FINISH_ONE[decision.kind], params):
                         written.add(decision.job_id)
                         awaited |= bool(result_awaited) and decision.kind in _ENDS
-            if any(d.wakes_workers(now) and d.job_id in written for d in decisions):
+            released = steps and workflow_steps.advance(
+                connection, [d.job_id for d in decisions if d.kind is Kind.COMPLETE and d.job_id in steps
+                             and d.job_id in written],
+                [d.job_id for d in decisions if d.kind in _STOPS_A_RUN and d.job_id in steps and d.job_id in written],
+                now, self.step_payload)
+            if released or any(d.wakes_workers(now) and d.job_id in written for d in decisions):
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if awaited:  # not for every batch: NOTIFY serialises the commits of every session that sends one
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
@@ -275,6 +284,9 @@ class JobStore:
                 last_error=lost + "; no retries left",
             )
             requeued = move("requeued", status=JobStatus.PENDING, run_at=now, last_error=lost)
+            if failed or cancelled:  # a step that died for good: its run cannot go on past it
+                workflow_steps.advance(connection, [], [job.id for job in (*failed, *cancelled)], now,
+                                       self.step_payload)
             if requeued:
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if failed or cancelled:
@@ -322,6 +334,8 @@ class JobStore:
             job.finished_at = job.worker_id = job.lease_expires_at = None
             job.cancel_requested = False
             session.flush()
+            if job.workflow_run_id is not None:
+                workflow_steps.revive(session.connection(), job_id, now)
             self.database.dialect.announce(session.connection(), Channel.NEW_JOBS)
 
     def count_matching(self, which: JobFilter) -> int:
@@ -520,6 +534,18 @@ class JobStore:
             return [QueueDepth(queue, n_due, pending - n_due, running, oldest)
                     for queue, n_due, pending, running, oldest in session.execute(query)]
 
+    def start_workflow(self, connection: Connection | None, workflow: str, run_input: str, steps: Sequence[Any],
+                       now: datetime) -> int:
+        """Write a workflow run and its steps in one transaction: `connection`'s (the application's), or one of
+        its own. Returns the run's id."""
+        self.ensure_schema()
+        if connection is not None:
+            return workflow_steps.insert_run(connection, workflow, run_input, steps, now)
+        with self._connection() as own:
+            run_id = workflow_steps.insert_run(own, workflow, run_input, steps, now)
+            self.database.dialect.announce(own, Channel.NEW_JOBS)
+        return run_id
+
     # -- helpers ---------------------------------------------------------------------------------------
 
     def _transaction(self) -> AbstractContextManager[Session]:
@@ -559,6 +585,14 @@ _RENEW = (
     .values(lease_expires_at=bindparam("lease_until"))
     .returning(jobs_table.c.id, jobs_table.c.cancel_requested, jobs_table.c.queue.in_(PAUSED_QUEUES))
 )
+
+
+_STOPS_A_RUN = (Kind.FAIL, Kind.CANCEL)
+
+
+def _no_workflows(workflow: str, step: str, run_input: dict[str, Any], results: dict[str, Any]) -> str:
+    raise JobQueueError(f"workflow {workflow} is not registered with this queue; its step {step!r} cannot get its "
+                        "payload")
 
 
 def _finish(where: ColumnElement[bool], **values: Any) -> Update:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,7 @@ from main.errors import (
     JobQueueError,
     JobRegistrationError,
     JobRequestError,
+    PayloadValidationError,
     ResultTimeoutError,
     SchedulingError,
 )
@@ -58,6 +59,8 @@ from main.services.waker import Waker
 from main.services.worker import Worker
 from main.services.worker.executions import Executions
 from main.settings import Settings
+from main.workflows.definition import Workflow
+from main.workflows.registry import Workflows, run_input_document
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -116,6 +119,7 @@ class JobQueue:
         clock: Clock | None = None,
         jobs: Iterable[type[BaseJob[Any]]] | None = None,
         schedules: Iterable[Schedule] | None = None,
+        workflows: Iterable[type[Workflow[Any]]] | None = None,
     ) -> None:
         """`jobs` and `schedules` default to the JOBS and SCHEDULES lists of ``settings.jobs_module``
         (JOBQUEUE_JOBS_MODULE); jobs declared with @job(cron=...) are scheduled too. `clock` replaces the time
@@ -143,6 +147,10 @@ class JobQueue:
             self.register(job_class)
         for schedule in module_schedules(module) if schedules is None else schedules:
             self.add_schedule(schedule)
+        self.workflows = Workflows(self.registry)
+        self.store.step_payload = self.workflows.step_payload
+        for workflow in getattr(module, "WORKFLOWS", ()) if workflows is None else workflows:
+            self.workflows.register(workflow)
 
     # -- registry --------------------------------------------------------------------------------------
 
@@ -281,6 +289,36 @@ class JobQueue:
                 row = replace(row, keys=replace(row.keys or NO_KEYS, trace_context=trace_context))
             rows.append(row)
         return rows
+
+    # -- workflows -------------------------------------------------------------------------------------
+
+    async def start_workflow(self, workflow: type[Workflow[Any]], run_input: Any, *,
+                             session: AppTransaction | None = None) -> int:
+        """Write a run of `workflow` and all its steps in one transaction (the application's `session`, if given);
+        the steps that wait for nothing are due at once. Returns the run's id."""
+        if session is None:
+            return await anyio.to_thread.run_sync(self.start_workflow_sync, workflow, run_input)
+        return self.start_workflow_sync(workflow, run_input, session=session)
+
+    def start_workflow_sync(self, workflow: type[Workflow[Any]], run_input: Any, *,
+                            session: AppTransaction | None = None) -> int:
+        registered = self.workflows.get(workflow.key_of() if isinstance(workflow, type) and issubclass(
+            workflow, Workflow) else str(workflow))
+        if registered is not workflow:
+            raise JobRegistrationError(f"workflow {workflow!r:.80} is not registered with this queue: add it to the "
+                                       f"WORKFLOWS list in {self.settings.jobs_module}")
+        try:
+            document = run_input_document(workflow, run_input)
+        except ValidationError as exc:
+            raise PayloadValidationError(f"input of workflow {workflow.key_of()}: {exc}") from None
+        steps = self.workflows.plan(workflow, workflow.input_model.model_validate(run_input))
+        connection = None
+        if session is not None:
+            connection = session.connection() if isinstance(session, Session) else session
+        run_id = self.store.start_workflow(connection, workflow.key_of(), document, steps,  # type: ignore[arg-type]
+                                           self.clock.now())
+        self.waker.wake()
+        return run_id
 
     # -- the worker ------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from main.db.entities.queue import QueueRow
 from main.db.entities.schedule import ScheduleRow
 from main.db.entities.shop import Customer, CustomerReport, Order, OrderStatus
 from main.db.entities.worker import WorkerRow
+from main.db.entities.workflow import RunStatus, WorkflowEdge, WorkflowRun
 
 # The demo's tables, created by `jobqueue demo seed`, not by the queue's own schema.
 DEMO_TABLES = [
@@ -14,4 +15,4 @@ DEMO_TABLES = [
 
 __all__ = ["DEMO_TABLES", "TERMINAL_STATUSES", "CampaignRecipient", "Customer", "CustomerReport", "EmailCampaign",
            "EmailDelivery", "Job", "JobStatus", "Order", "OrderStatus", "ProcessingLog", "QueueRow", "ScheduleRow",
-           "UniqueScope", "WorkerRow"]
+           "RunStatus", "UniqueScope", "WorkerRow", "WorkflowEdge", "WorkflowRun"]

@@ -15,6 +15,7 @@ from main.db.types import BigIntId, StoredJSON, UTCDateTime
 
 class JobStatus(StrEnum):
     PENDING = "pending"
+    BLOCKED = "blocked"  # a workflow step waiting for the steps it depends on
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -64,6 +65,8 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_running_concurrency", "concurrency_key",
                  **_where("status = 'running' AND concurrency_key IS NOT NULL")),
         sa.Index("ix_jobs_rate_started", "rate_key", "started_at", **_where("rate_key IS NOT NULL")),
+        # Workflows: a run's steps.
+        sa.Index("ix_jobs_workflow_run", "workflow_run_id", **_where("workflow_run_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
@@ -95,3 +98,6 @@ class Job(SQLModel, table=True):
     rate_window: float | None = None
     result_awaited: bool | None = None  # true: someone waits in queue.result(), so its end is announced
     trace_context: dict[str, Any] | None = Field(default=None, sa_type=StoredJSON, nullable=True)  # the enqueuer's
+    workflow_run_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # a step of this workflow run
+    workflow_step: str | None = Field(default=None, max_length=200)
+    waiting_for: int | None = None  # a blocked step: how many of the steps it depends on have not completed

@@ -92,7 +92,8 @@ class Completer:
         decisions = [finished.decision for finished in batch]
         database = self.store.database
         try:
-            written = await database.run(self.store.record, self.worker_id, decisions, self.clock.now())
+            steps = {f.job.id for f in batch if f.job.workflow_run_id is not None}
+            written = await database.run(self.store.record, self.worker_id, decisions, self.clock.now(), steps)
         except DBAPIError as exc:
             if keep_on_transient_error and database.dialect.is_transient(exc):
                 self._buffer[:0] = batch
