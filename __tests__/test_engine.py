@@ -285,8 +285,8 @@ async def test_a_claim_for_some_queues_reads_their_index(make_queue: QueueFactor
         await queue.run(burst=True)
     finally:
         recorder.close()
-    assert queue.get_status_sync().counts_by_status == {"pending": 2000, "running": 0, "completed": 1, "failed": 0,
-                                                        "cancelled": 0}
+    assert queue.get_status_sync().counts_by_status == {"pending": 2000, "blocked": 0, "running": 0, "completed": 1,
+                                                        "failed": 0, "cancelled": 0}
     claim = next(entry for entry in recorder.updates if "'pending'" in entry[0])
     assert "ix_jobs_pending_queue" in recorder.plan(*claim)
 

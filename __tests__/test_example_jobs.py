@@ -1,6 +1,7 @@
 """The example jobs in main/jobs/ and the one-shot demo that the README's first command runs."""
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -78,3 +79,18 @@ def test_the_basics_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "worker stopped by SIGTERM, exit code 0" in result.stdout
     assert "failed after 4 attempts" in result.stdout
     assert "jobs by queue and status" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_workflows_demo_fails_a_run_and_completes_it_after_the_retry(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "main.cli", "demo", "workflows"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = re.findall(r"run (\d+) · shop/process_order@1.0.0 · (\w+)", result.stdout)
+    assert [status for _, status in runs] == ["completed", "failed", "completed"]
+    failed_part = result.stdout.split("3. restock")[0].split(f"run {runs[1][0]} ·")[1]
+    assert re.search(r"✗ update_inventory\s+│ failed .*out of stock", failed_part)
+    assert re.search(r"- send_confirmation\s+│ cancelled", failed_part)
+    assert re.search(r"✓ send_confirmation\s+│ completed .*alan@example.com", result.stdout.split("3. restock")[1])
+    assert re.search(r"✓ charge_payment\s+│ completed\s+│ validate_cart\s+│ 2/4", result.stdout)  # retried once

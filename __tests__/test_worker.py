@@ -307,7 +307,8 @@ async def test_get_status(queue: JobQueue) -> None:
     await FailingJob.perform_later({}, queue="other")
     idle = await queue.get_status()
     assert idle.uptime_seconds is None
-    assert idle.counts_by_status == {"pending": 3, "running": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    assert idle.counts_by_status == {"pending": 3, "blocked": 0, "running": 0, "completed": 0, "failed": 0,
+                                     "cancelled": 0}
     assert idle.counts_by_queue == {"default": {"pending": 2}, "other": {"pending": 1}}
     assert "NoopJob" in idle.registered_types and idle.worker_id == queue.worker_id
     async with running(queue):

@@ -1,14 +1,17 @@
 """Workflow runs on both engines: steps start after their dependencies end, a diamond's join runs once when its
 branches end together on different workers, a failure stops exactly what depends on it, and a retry goes on."""
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 from sqlmodel import select
 
-from __tests__.conftest import QueueFactory, wait_for
+from __tests__.conftest import ROOT, QueueFactory, wait_for
 from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
 from main.errors import JobRegistrationError, PayloadValidationError
@@ -169,3 +172,30 @@ def test_three_worker_processes_keep_the_order_of_every_run(shop: JobQueue, star
         assert_in_dependency_order(path)
         workers |= {job.worker_id.split(":")[1] for job in steps_of(shop, run_id).values()}
     assert len(workers) >= 2 and os.getpid() not in workers
+
+
+@pytest.mark.anyio
+async def test_the_cli_lists_runs_and_shows_one_step_by_step(shop: JobQueue, database_url: str,
+                                                              tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
+    await settle(shop, run_id)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url,
+           "JOBQUEUE_JOBS_MODULE": "__tests__.support.workflow_jobs", "COLUMNS": "160"}
+
+    def jobqueue(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "main.cli", "workflows", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = json.loads(jobqueue("show", str(run_id), "--json"))
+    assert shown["status"] == "failed" and shown["workflow"] == "shop/checkout@1.0.0"
+    assert [(s["step"], s["status"], s["waits_for"]) for s in shown["steps"]] == [
+        ("validate", "completed", []), ("charge", "completed", ["validate"]), ("inventory", "failed", ["charge"]),
+        ("create_order", "completed", ["charge"]), ("confirm", "cancelled", ["inventory", "create_order"])]
+    table = jobqueue("show", str(run_id))
+    assert f"run {run_id} · shop/checkout@1.0.0 · failed" in table and "out of stock" in table
+    listed = jobqueue("list", "--status", "failed")
+    assert f"{run_id} " in listed and "shop/checkout@1.0.0" in listed

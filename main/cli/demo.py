@@ -67,6 +67,18 @@ def basics() -> None:
     run_basics(queue)
 
 
+@demo_app.command("workflows")
+def workflows() -> None:
+    """The checkout workflow in a worker process: a run that completes (its payment retried), one that fails at
+    its inventory step, and its retry once the stock is fixed (a few seconds)."""
+    from main.demo.workflows import run_workflow_demo
+
+    queue = demo_queue()
+    _clean(queue)
+    if not run_workflow_demo(queue):
+        raise typer.Exit(1)
+
+
 @demo_app.command("seed")
 def seed_command(
     size: Annotated[Literal["quick", "full"], typer.Argument(help="quick: 100 orders; full: 10,000")] = "quick",

@@ -34,7 +34,18 @@ from main.db import workflow_steps
 from main.db.claim import PAUSED_QUEUES, PENDING, RUNNING, claim_statement
 from main.db.dialects import Channel
 from main.db.engine import Database
-from main.db.entities import TERMINAL_STATUSES, Job, JobStatus, QueueRow, ScheduleRow, UniqueScope, WorkerRow
+from main.db.entities import (
+    TERMINAL_STATUSES,
+    Job,
+    JobStatus,
+    QueueRow,
+    RunStatus,
+    ScheduleRow,
+    UniqueScope,
+    WorkerRow,
+    WorkflowEdge,
+    WorkflowRun,
+)
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
@@ -545,6 +556,31 @@ class JobStore:
             run_id = workflow_steps.insert_run(own, workflow, run_input, steps, now)
             self.database.dialect.announce(own, Channel.NEW_JOBS)
         return run_id
+
+    def workflow_runs(self, status: RunStatus | None, limit: int) -> list[tuple[WorkflowRun, list[Job]]]:
+        """The newest runs (of `status`, if given), each with its steps."""
+        query = select(WorkflowRun).order_by(col(WorkflowRun.id).desc()).limit(limit)
+        if status is not None:
+            query = query.where(WorkflowRun.status == status)
+        with self._read() as session:
+            runs = list(session.exec(query))
+            steps = list(session.exec(select(Job).where(col(Job.workflow_run_id).in_([run.id for run in runs]))
+                                      .order_by(col(Job.id))))
+        return [(run, [step for step in steps if step.workflow_run_id == run.id]) for run in runs]
+
+    def workflow_run(self, run_id: int) -> tuple[WorkflowRun, list[Job], dict[str, list[str]]]:
+        """A run, its steps in planned order (dependencies first), and which steps each waits for."""
+        with self._read() as session:
+            run = session.get(WorkflowRun, _checked_id(run_id))
+            if run is None:
+                raise JobNotFoundError(f"no workflow run {run_id}")
+            steps = list(session.exec(select(Job).where(Job.workflow_run_id == run_id).order_by(col(Job.id))))
+            names = {step.id: step.workflow_step for step in steps}
+            pairs = session.exec(select(WorkflowEdge).where(col(WorkflowEdge.to_job_id).in_(list(names)))).all()
+        depends_on: dict[str, list[str]] = {}
+        for edge in pairs:
+            depends_on.setdefault(names[edge.to_job_id] or "", []).append(names[edge.from_job_id] or "")
+        return run, steps, depends_on
 
     # -- helpers ---------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The application's jobs. A job runs under `jobqueue worker` only if it is in JOBS: explicit, no discovery."""
 
 from main.jobs.batch_email_job import BatchEmailIterationJob, BatchEmailJob
+from main.jobs.checkout_workflow import CHECKOUT_JOBS, ProcessOrder
 from main.jobs.daily_cleanup_job import DailyCleanupJob
 from main.jobs.email_job import EmailJob
 from main.jobs.generate_reports_job import (
@@ -19,7 +20,11 @@ JOBS = [
     GenerateReportsIterationJob,
     BatchEmailJob,
     BatchEmailIterationJob,
+    # The checkout workflow's steps.
+    *CHECKOUT_JOBS,
 ]
+WORKFLOWS = [ProcessOrder]
 
-__all__ = ["JOBS", "BatchEmailIterationJob", "BatchEmailJob", "DailyCleanupJob", "EmailJob",
-           "GenerateReportsIterationJob", "GenerateReportsJob", "ProcessOrdersIterationJob", "ProcessOrdersJob"]
+__all__ = ["JOBS", "WORKFLOWS", "BatchEmailIterationJob", "BatchEmailJob", "DailyCleanupJob", "EmailJob",
+           "GenerateReportsIterationJob", "GenerateReportsJob", "ProcessOrder", "ProcessOrdersIterationJob",
+           "ProcessOrdersJob"]

@@ -3,7 +3,7 @@
 from typing import Any
 
 from main.base.jobs.continuation import checkpoint_summary
-from main.db.entities import Job, WorkerRow
+from main.db.entities import Job, WorkerRow, WorkflowRun
 from main.services.job_queue import QueueInfo
 
 # What a job is, where it stands, when, who runs it, its keys and limits, then the data, long texts last.
@@ -38,3 +38,23 @@ def queue_document(queue: QueueInfo) -> dict[str, Any]:
 
 def worker_document(worker: WorkerRow, running: int) -> dict[str, Any]:
     return {**worker.model_dump(mode="json"), "running": running}
+
+
+def run_document(run: WorkflowRun, steps: list[Job], depends_on: dict[str, list[str]]) -> dict[str, Any]:
+    """A workflow run with its steps (in the order they were planned: dependencies first)."""
+    by_status: dict[str, int] = {}
+    for step in steps:
+        by_status[step.status.value] = by_status.get(step.status.value, 0) + 1
+    ended = run.finished_at or None
+    return {
+        "id": run.id, "workflow": run.workflow, "status": str(run.status), "input": run.input,
+        "created_at": run.created_at.isoformat(), "finished_at": ended.isoformat() if ended else None,
+        "seconds": (ended - run.created_at).total_seconds() if ended else None, "steps_by_status": by_status,
+        "steps": [{"step": step.workflow_step, "job_id": step.id, "type": step.type, "status": step.status.value,
+                   "waits_for": depends_on.get(step.workflow_step or "", []), "attempts": step.attempts,
+                   "max_retries": step.max_retries,
+                   "seconds": (step.finished_at - step.started_at).total_seconds()
+                   if step.finished_at and step.started_at else None,
+                   "result": step.result, "error": (step.last_error or "").strip().splitlines()[0]
+                   if step.last_error else None} for step in steps],
+    }
