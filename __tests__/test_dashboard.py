@@ -145,3 +145,26 @@ def test_the_dashboard_refuses_another_address_without_a_token(tmp_path) -> None
     refused = subprocess.run([sys.executable, "-m", "main.cli", "dashboard", "--host", "0.0.0.0", "--port", "0"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "without JOBQUEUE_DASHBOARD_TOKEN" in refused.stderr
+
+
+async def test_workflow_runs_are_listed_and_shown_step_by_step(make_queue: QueueFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from __tests__.support.workflow_jobs import JOBS as WORKFLOW_JOBS
+    from __tests__.support.workflow_jobs import WORKFLOWS, CheckoutWorkflow
+
+    queue = make_queue(jobs=WORKFLOW_JOBS, workflows=WORKFLOWS)
+    broken = tmp_path / "broken"
+    broken.touch()
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
+    await queue.run(burst=True)
+    async with client(dashboard_app(queue)) as http:
+        [listed] = (await http.get("/api/workflows", params={"status": "failed"})).json()
+        assert listed["id"] == run_id and listed["steps_by_status"] == {"completed": 3, "failed": 1, "cancelled": 1}
+        shown = (await http.get(f"/api/workflows/{run_id}")).json()
+        assert [(s["step"], s["status"]) for s in shown["steps"]][2:] == [
+            ("inventory", "failed"), ("create_order", "completed"), ("confirm", "cancelled")]
+        page = await http.get(f"/workflows/{run_id}")
+        assert page.status_code == 200 and 'data-step="inventory"' in page.text and "out of stock" in page.text
+        inventory = next(s for s in shown["steps"] if s["step"] == "inventory")
+        assert f'action="/jobs/{inventory["job_id"]}/retry"' in page.text  # the failed step's retry button
+        assert (await http.get("/api/workflows", params={"status": "lost"})).status_code == 400
+        assert (await http.get("/api/workflows/999999")).status_code == 404

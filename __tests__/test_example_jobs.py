@@ -12,7 +12,7 @@ import pytest
 from __tests__.conftest import ROOT, QueueFactory
 from main.clock import FrozenClock
 from main.db.entities import JobStatus
-from main.jobs import JOBS, DailyCleanupJob, EmailJob
+from main.jobs import JOBS, DailyCleanupJob, EmailJob, ProcessOrder
 from main.services.job_queue import load_jobs_module
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.anyio
 
 def test_the_explicit_list_is_what_the_worker_loads() -> None:
     assert load_jobs_module("main.jobs").JOBS == JOBS
-    assert JOBS[:2] == [EmailJob, DailyCleanupJob] and len(JOBS) == 8  # + the six resumable demo jobs
+    assert JOBS[:2] == [EmailJob, DailyCleanupJob] and len(JOBS) == 13  # + six resumable demo jobs, five checkout steps
+    assert [ProcessOrder] == load_jobs_module("main.jobs").WORKFLOWS
 
 
 async def test_email_to_a_flaky_gateway_retries_then_succeeds(make_queue: QueueFactory, clock: FrozenClock) -> None:

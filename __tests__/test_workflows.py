@@ -3,6 +3,7 @@ branches end together on different workers, a failure stops exactly what depends
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,20 @@ async def test_the_cli_lists_runs_and_shows_one_step_by_step(shop: JobQueue, dat
     assert f"run {run_id} · shop/checkout@1.0.0 · failed" in table and "out of stock" in table
     listed = jobqueue("list", "--status", "failed")
     assert f"{run_id} " in listed and "shop/checkout@1.0.0" in listed
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_step_leaves_the_run_to_go_on_after_the_lease(shop: JobQueue, start_worker,
+                                                                          database_url: str, tmp_path: Path) -> None:
+    module = {"JOBQUEUE_JOBS_MODULE": "__tests__.support.workflow_jobs", "JOBQUEUE_LEASE_SECONDS": "1"}
+    doomed = start_worker(database_url, **module)
+    path = tmp_path / "steps.log"
+    run_id = shop.start_workflow_sync(CheckoutWorkflow, {"path": str(path), "seconds": 1.5})
+    wait_for(lambda: path.exists() and "start charge" in path.read_text())  # mid-step: charge sleeps 1.5 s
+    doomed.stop(signal.SIGKILL)
+    start_worker(database_url, **module)  # its maintenance recovers the step once the lease has expired
+    wait_for(lambda: run_status(shop, run_id) == RunStatus.COMPLETED, timeout=60)
+    seen = timeline(path)
+    assert len(seen["charge"]["start"]) == 2 and len(seen["charge"]["end"]) == 1  # ran again, ended once
+    assert_in_dependency_order(path)
+    assert steps_of(shop, run_id)["charge"].attempts == 2

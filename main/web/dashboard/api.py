@@ -5,6 +5,8 @@
     GET  /api/jobs?status=&queue=&type=&scheduled=1&before=&limit=   a page of jobs; `next_before` for the next
     GET  /api/jobs/{id}                     everything about a job: payload, error and traceback, progress, result
     GET  /api/workers                       the live workers
+    GET  /api/workflows?status=&limit=      workflow runs, newest first, with their steps by status
+    GET  /api/workflows/{id}                a run: each step with what it waits for, state, attempts, result or error
     POST /api/jobs/{id}/retry | /cancel     one job
     POST /api/jobs/retry | /cancel          every job the filter (same parameters as the listing) selects
     POST /api/queues/{name}/pause | /resume
@@ -60,6 +62,8 @@ def api_routes(views: Views, security: Security) -> list[Route]:
         Route("/api/jobs", read(lambda r: views.jobs(JobQuery.parse(r.query_params)))),
         Route("/api/jobs/{job_id:int}", read(lambda r: views.job(job_id(r)))),
         Route("/api/workers", read(lambda r: views.workers())),
+        Route("/api/workflows", read(lambda r: views.workflows(r.query_params))),
+        Route("/api/workflows/{run_id:int}", read(lambda r: views.workflow(int(r.path_params["run_id"])))),
         Route("/api/jobs/{job_id:int}/retry", act(lambda r: views.retry(job_id(r))), methods=["POST"]),
         Route("/api/jobs/{job_id:int}/cancel", act(lambda r: views.cancel(job_id(r))), methods=["POST"]),
         Route("/api/jobs/retry", act(lambda r: views.retry_matching(JobQuery.parse(r.query_params))),

@@ -55,6 +55,13 @@ def page_routes(views: Views, security: Security) -> list[Route]:
     async def job(request: Request) -> Response:
         return render_page(request, "job.html", job=await views.job(int(request.path_params["job_id"])))
 
+    async def workflows(request: Request) -> Response:
+        return render_page(request, "workflows.html", runs=await views.workflows(request.query_params),
+                           status=request.query_params.get("status"))
+
+    async def workflow(request: Request) -> Response:
+        return render_page(request, "workflow.html", run=await views.workflow(int(request.path_params["run_id"])))
+
     async def workers(request: Request) -> Response:
         return render_page(request, "workers.html", workers=await views.workers())
 
@@ -96,6 +103,8 @@ def page_routes(views: Views, security: Security) -> list[Route]:
         Route("/jobs", jobs),
         Route("/jobs/{job_id:int}", job),
         Route("/workers", workers),
+        Route("/workflows", workflows),
+        Route("/workflows/{run_id:int}", workflow),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/jobs/{job_id:int}/retry", act(lambda r, f: views.retry(job_id(r))), methods=["POST"]),
         Route("/jobs/{job_id:int}/cancel", act(lambda r, f: views.cancel(job_id(r))), methods=["POST"]),

@@ -7,10 +7,10 @@ from typing import Any
 
 import anyio.to_thread
 
-from main.db.entities import JobStatus
+from main.db.entities import JobStatus, RunStatus
 from main.db.store import JobFilter
 from main.errors import JobRequestError
-from main.services.documents import job_document, job_summary, queue_document, worker_document
+from main.services.documents import job_document, job_summary, queue_document, run_document, worker_document
 from main.services.job_queue import JobQueue
 
 PAGE_SIZE = 50
@@ -90,6 +90,17 @@ class Views:
 
     async def job(self, job_id: int) -> dict[str, Any]:
         return job_document(await self._run(self.queue.store.get, job_id))
+
+    async def workflows(self, params: Any) -> list[dict[str, Any]]:
+        status = params.get("status") or None
+        if status is not None and status not in RunStatus.__members__.values():
+            raise JobRequestError(f"status must be one of {', '.join(RunStatus)}; got {status!r:.40}")
+        limit = _integer(params, "limit", 1, MAX_PAGE_SIZE) or PAGE_SIZE
+        found = await self._run(self.queue.store.workflow_runs, RunStatus(status) if status else None, limit)
+        return [run_document(run, steps, {}) for run, steps in found]
+
+    async def workflow(self, run_id: int) -> dict[str, Any]:
+        return run_document(*await self._run(self.queue.store.workflow_run, run_id))
 
     async def workers(self) -> list[dict[str, Any]]:
         return [worker_document(w, running) for w, running in await self._run(self.queue.get_workers_sync)]
