@@ -125,6 +125,8 @@ class Completer:
             self._emit(_EVENTS[decision.kind], finished)
 
     def _emit(self, event_type: EventType, finished: Finished, **fields: object) -> None:
+        if not self.events.wants(event_type):  # nobody listens (warning logs, no subscriber): build nothing
+            return
         job = finished.job
         self.events.emit(event_type, job_id=job.id, job_type=job.type, queue=job.queue, attempt=job.attempts,
                          duration=round(finished.duration, 4), **fields)

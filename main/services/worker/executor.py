@@ -64,8 +64,9 @@ class Executor:
     async def run(self, running: RunningJob) -> None:
         job = running.job
         with structlog.contextvars.bound_contextvars(job_id=job.id, job_type=job.type, attempt=job.attempts):
-            self.events.emit(EventType.JOB_STARTED, job_id=job.id, job_type=job.type, queue=job.queue,
-                             attempt=job.attempts)
+            if self.events.wants(EventType.JOB_STARTED):
+                self.events.emit(EventType.JOB_STARTED, job_id=job.id, job_type=job.type, queue=job.queue,
+                                 attempt=job.attempts)
             started = time.monotonic()
             job_class = self.job_class(job.type)
             checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)
