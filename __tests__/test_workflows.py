@@ -15,7 +15,7 @@ from sqlmodel import select
 from __tests__.conftest import ROOT, QueueFactory, wait_for
 from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
-from main.errors import JobRegistrationError, PayloadValidationError
+from main.errors import InvalidJobStateError, JobNotFoundError, JobRegistrationError, PayloadValidationError
 from main.services.job_queue import JobQueue
 
 STEPS = ["validate", "charge", "inventory", "create_order", "confirm"]
@@ -217,3 +217,22 @@ def test_a_worker_killed_mid_step_leaves_the_run_to_go_on_after_the_lease(shop: 
     assert len(seen["charge"]["start"]) == 2 and len(seen["charge"]["end"]) == 1  # ran again, ended once
     assert_in_dependency_order(path)
     assert steps_of(shop, run_id)["charge"].attempts == 2
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_run_stops_its_running_step_and_everything_after_it(shop: JobQueue,
+                                                                                tmp_path: Path) -> None:
+    path = tmp_path / "steps.log"
+    run_id = await CheckoutWorkflow.start({"path": str(path), "seconds": 30})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(shop.run)
+        await wait_for_async(lambda: steps_of(shop, run_id)["validate"].status == JobStatus.RUNNING)
+        assert await shop.cancel_workflow(run_id) == (4, 1)
+        await wait_for_async(lambda: steps_of(shop, run_id)["validate"].status == JobStatus.CANCELLED)
+        shop.stop()
+    assert {job.status for job in steps_of(shop, run_id).values()} == {JobStatus.CANCELLED}
+    assert run_status(shop, run_id) == RunStatus.CANCELLED
+    with pytest.raises(InvalidJobStateError, match=f"workflow run {run_id} is cancelled"):
+        await shop.cancel_workflow(run_id)
+    with pytest.raises(JobNotFoundError):
+        await shop.cancel_workflow(999999)

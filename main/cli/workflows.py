@@ -44,6 +44,17 @@ def show(run_id: Annotated[int, typer.Argument(metavar="ID", help="The run's id"
         print_run(queue, run_id)
 
 
+@workflows_app.command("cancel")
+def cancel(run_id: Annotated[int, typer.Argument(metavar="ID", help="The run's id")], as_json: AsJson = False) -> None:
+    """Cancel a running run: its steps still to run are cancelled, its running steps stop."""
+    cancelled, asked = open_queue().cancel_workflow_sync(run_id)
+    if as_json:
+        print_json({"id": run_id, "status": "cancelled", "cancelled": cancelled, "asked_to_stop": asked})
+    else:
+        console.print(f"workflow run {run_id} cancelled: {cancelled} step(s) will not run, {asked} running step(s) "
+                      "asked to stop")
+
+
 def print_run(queue: JobQueue, run_id: int) -> None:
     document = run_document(*queue.store.workflow_run(run_id))
     took = f", took {document['seconds']:.2f}s" if document["seconds"] is not None else ""

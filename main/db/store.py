@@ -557,6 +557,18 @@ class JobStore:
             self.database.dialect.announce(own, Channel.NEW_JOBS)
         return run_id
 
+    def cancel_workflow(self, run_id: int, now: datetime) -> tuple[int, int]:
+        """Cancel a running workflow run; (steps cancelled, running steps asked to stop)."""
+        with self._connection() as connection:
+            done = workflow_steps.cancel_run(connection, _checked_id(run_id), now)
+            if done is None:
+                status = connection.execute(select(WorkflowRun.status).where(WorkflowRun.id == run_id)).scalar()
+                if status is None:
+                    raise JobNotFoundError(f"no workflow run {run_id}")
+                raise InvalidJobStateError(f"workflow run {run_id} is {status}; only a running run can be cancelled")
+            self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
+        return done
+
     def workflow_runs(self, status: RunStatus | None, limit: int) -> list[tuple[WorkflowRun, list[Job]]]:
         """The newest runs (of `status`, if given), each with its steps."""
         query = select(WorkflowRun).order_by(col(WorkflowRun.id).desc()).limit(limit)

@@ -124,6 +124,23 @@ def _settle_runs(connection: Connection, steps: Sequence[int], now: datetime) ->
         .values(status=RunStatus.COMPLETED, finished_at=now, updated_at=now))
 
 
+def cancel_run(connection: Connection, run_id: int, now: datetime) -> tuple[int, int] | None:
+    """Cancel a running run: its steps still to run are cancelled, its running ones asked to stop (their workers
+    do within a heartbeat interval). (cancelled, asked to stop); None if the run is not running."""
+    stopped = connection.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING)
+                                 .values(status=RunStatus.CANCELLED, finished_at=now, updated_at=now)).rowcount
+    if not stopped:
+        return None
+    of_run = jobs.c.workflow_run_id == run_id
+    cancelled = connection.execute(
+        update(jobs).where(of_run, jobs.c.status.in_((JobStatus.BLOCKED, JobStatus.PENDING)))
+        .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now, last_error="workflow run cancelled")
+    ).rowcount
+    asked = connection.execute(update(jobs).where(of_run, jobs.c.status == JobStatus.RUNNING)
+                               .values(cancel_requested=True, updated_at=now)).rowcount
+    return cancelled, asked
+
+
 def revive(connection: Connection, job_id: int, now: datetime) -> None:
     """A failed or cancelled step was retried: the steps cancelled because of it wait again (each for its
     dependencies not completed), and its run runs again."""

@@ -320,6 +320,14 @@ class JobQueue:
         self.waker.wake()
         return run_id
 
+    async def cancel_workflow(self, run_id: int) -> tuple[int, int]:
+        return await anyio.to_thread.run_sync(self.cancel_workflow_sync, run_id)
+
+    def cancel_workflow_sync(self, run_id: int) -> tuple[int, int]:
+        """Cancel a running workflow run: steps still to run are cancelled, running ones stop (their workers learn of
+        it within a heartbeat interval). Returns (cancelled, asked to stop)."""
+        return self.store.cancel_workflow(run_id, self.now())
+
     # -- the worker ------------------------------------------------------------------------------------
 
     async def run(self, *, burst: bool = False, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
