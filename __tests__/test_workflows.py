@@ -16,6 +16,7 @@ from __tests__.conftest import ROOT, QueueFactory, wait_for
 from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
 from main.errors import InvalidJobStateError, JobNotFoundError, JobRegistrationError, PayloadValidationError
+from main.events import Event
 from main.services.job_queue import JobQueue
 
 STEPS = ["validate", "charge", "inventory", "create_order", "confirm"]
@@ -236,3 +237,21 @@ async def test_cancelling_a_run_stops_its_running_step_and_everything_after_it(s
         await shop.cancel_workflow(run_id)
     with pytest.raises(JobNotFoundError):
         await shop.cancel_workflow(999999)
+
+
+@pytest.mark.anyio
+async def test_a_run_announces_its_start_and_its_end(shop: JobQueue, tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def record(event: Event) -> None:
+        seen.append((event.type.value, event.run_id))
+
+    shop.subscribe("workflow.*", record)
+    broken = tmp_path / "broken"
+    broken.touch()
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
+    await settle(shop, run_id)
+    broken.unlink()
+    await shop.retry_job(steps_of(shop, run_id)["inventory"].id or 0)
+    await settle(shop, run_id)
+    assert seen == [("workflow.started", run_id), ("workflow.failed", run_id), ("workflow.completed", run_id)]

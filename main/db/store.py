@@ -8,7 +8,7 @@ row: a worker whose lease expired cannot overwrite what another worker did since
 
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,14 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What a batch of outcomes wrote."""
+
+    written: set[int]  # the jobs whose outcome was written (the others' leases were lost)
+    runs_ended: list[tuple[int, str, RunStatus]]  # workflow runs that completed or failed with it
+
+
+@dataclass(frozen=True)
 class QueueDepth:
     queue: str
     due: int  # pending and due now
@@ -104,6 +112,7 @@ class Recovered:
     """Jobs whose worker stopped renewing its lease, by what happened to them."""
 
     jobs: list[RecoveredJob]
+    runs_ended: list[tuple[int, str, RunStatus]] = field(default_factory=list)  # workflow runs failed by it
 
     def _count(self, outcome: str) -> int:
         return sum(job.outcome == outcome for job in self.jobs)
@@ -206,11 +215,11 @@ class JobStore:
         )
 
     def record(self, worker_id: str, decisions: Sequence[Decision], now: datetime,
-               steps: Collection[int] = ()) -> set[int]:
+               steps: Collection[int] = ()) -> Recorded:
         """Write the outcomes of many runs in one transaction: one statement per kind for the common outcomes
         (completed, released, cancelled), one per row for those that carry their own error text. Returns
-        the ids that were written; the others are no longer this worker's (their lease was lost). `steps`: the
-        jobs that are workflow steps; their runs move on in the same transaction."""
+        which were written (the others are no longer this worker's: their lease was lost). `steps`: the jobs that
+        are workflow steps; their runs move on in the same transaction (and those that ended are returned)."""
         by_kind: dict[Kind, list[int]] = {}
         for decision in decisions:
             by_kind.setdefault(decision.kind, []).append(decision.job_id)
@@ -236,16 +245,17 @@ class JobStore:
                     for _, result_awaited in connection.execute(_FINISH_ONE[decision.kind], params):
                         written.add(decision.job_id)
                         awaited |= bool(result_awaited) and decision.kind in _ENDS
-            released = steps and workflow_steps.advance(
+            advanced = workflow_steps.advance(
                 connection, [d.job_id for d in decisions if d.kind is Kind.COMPLETE and d.job_id in steps
                              and d.job_id in written],
                 [d.job_id for d in decisions if d.kind in _STOPS_A_RUN and d.job_id in steps and d.job_id in written],
-                now, self.step_payload)
-            if released or any(d.wakes_workers(now) and d.job_id in written for d in decisions):
+                now, self.step_payload) if steps else None
+            if (advanced and advanced.released) or any(d.wakes_workers(now) and d.job_id in written
+                                                       for d in decisions):
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if awaited:  # not for every batch: NOTIFY serialises the commits of every session that sends one
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return written
+        return Recorded(written, advanced.settled if advanced else [])
 
     def await_result(self, job_id: int) -> None:
         """Mark a job as awaited (queue.result()): when it ends, its worker announces it on FINISHED_JOBS."""
@@ -295,14 +305,15 @@ class JobStore:
                 last_error=lost + "; no retries left",
             )
             requeued = move("requeued", status=JobStatus.PENDING, run_at=now, last_error=lost)
+            ended = []
             if failed or cancelled:  # a step that died for good: its run cannot go on past it
-                workflow_steps.advance(connection, [], [job.id for job in (*failed, *cancelled)], now,
-                                       self.step_payload)
+                ended = workflow_steps.advance(connection, [], [job.id for job in (*failed, *cancelled)], now,
+                                               self.step_payload).settled
             if requeued:
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if failed or cancelled:
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return Recovered([*requeued, *failed, *cancelled])
+        return Recovered([*requeued, *failed, *cancelled], ended)
 
     # -- operations ------------------------------------------------------------------------------------
 

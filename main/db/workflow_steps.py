@@ -9,6 +9,7 @@ the join's count, one after the other (the row lock), and only the one that brin
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,16 +47,22 @@ def insert_run(connection: Connection, workflow: str, run_input: str, steps: Seq
     return int(run_id)
 
 
+@dataclass(frozen=True)
+class Advanced:
+    released: bool  # a step became due
+    settled: list[tuple[int, str, RunStatus]]  # runs that ended here: (id, workflow, completed or failed)
+
+
 def advance(connection: Connection, completed: Sequence[int], stopped: Sequence[int], now: datetime,
-            payload_for: PayloadFor) -> bool:
+            payload_for: PayloadFor) -> Advanced:
     """After steps completed (their dependents may be due) or stopped for good (failed or cancelled: their
-    dependents cannot run). True if a step became due."""
+    dependents cannot run)."""
     released = _release(connection, completed, now, payload_for) if completed else []
     failed_to_build = [job_id for job_id, ok in released if not ok]
     if stopped or failed_to_build:
         _cancel_dependents(connection, [*stopped, *failed_to_build], now)
-    _settle_runs(connection, [*completed, *stopped, *failed_to_build], now)
-    return any(ok for _, ok in released)
+    settled = _settle_runs(connection, [*completed, *stopped, *failed_to_build], now)
+    return Advanced(any(ok for _, ok in released), settled)
 
 
 def _release(connection: Connection, completed: Sequence[int], now: datetime,
@@ -109,19 +116,21 @@ def _cancel_dependents(connection: Connection, stopped: Sequence[int], now: date
                 last_error="not run: a step it waits for failed or was cancelled"))
 
 
-def _settle_runs(connection: Connection, steps: Sequence[int], now: datetime) -> None:
-    """A run whose every step completed is completed; one with a step failed or cancelled for good is failed."""
+def _settle_runs(connection: Connection, steps: Sequence[int], now: datetime) -> list[tuple[int, str, RunStatus]]:
+    """A run whose every step completed is completed; one with a step failed or cancelled for good is failed.
+    Returns the runs that ended here."""
     touched = select(jobs.c.workflow_run_id).where(jobs.c.id.in_(steps))
     step_of_run = jobs.c.workflow_run_id == runs.c.id
-    live = (RunStatus.RUNNING,)
-    connection.execute(
-        update(runs).where(runs.c.id.in_(touched), runs.c.status.in_(live),
-                           exists().where(step_of_run, jobs.c.status.in_((JobStatus.FAILED, JobStatus.CANCELLED))))
-        .values(status=RunStatus.FAILED, finished_at=now, updated_at=now))
-    connection.execute(
-        update(runs).where(runs.c.id.in_(touched), runs.c.status.in_(live),
-                           ~exists().where(step_of_run, jobs.c.status != JobStatus.COMPLETED))
-        .values(status=RunStatus.COMPLETED, finished_at=now, updated_at=now))
+    ended = []
+    for status, condition in (
+        (RunStatus.FAILED, exists().where(step_of_run, jobs.c.status.in_((JobStatus.FAILED, JobStatus.CANCELLED)))),
+        (RunStatus.COMPLETED, ~exists().where(step_of_run, jobs.c.status != JobStatus.COMPLETED)),
+    ):
+        rows = connection.execute(
+            update(runs).where(runs.c.id.in_(touched), runs.c.status == RunStatus.RUNNING, condition)
+            .values(status=status, finished_at=now, updated_at=now).returning(runs.c.id, runs.c.workflow))
+        ended += [(run_id, workflow, status) for run_id, workflow in rows]
+    return ended
 
 
 def cancel_run(connection: Connection, run_id: int, now: datetime) -> tuple[int, int] | None:

@@ -41,6 +41,10 @@ class EventType(StrEnum):
     QUEUE_RESUMED = "queue.resumed"
     SCHEDULE_ENQUEUED = "schedule.enqueued"
     CLEANUP_DONE = "cleanup.done"
+    WORKFLOW_STARTED = "workflow.started"
+    WORKFLOW_COMPLETED = "workflow.completed"
+    WORKFLOW_FAILED = "workflow.failed"
+    WORKFLOW_CANCELLED = "workflow.cancelled"
 
     @property
     def log_name(self) -> str:
@@ -109,6 +113,15 @@ CATALOGUE: dict[EventType, EventInfo] = {
                                            "a worker enqueued a cron schedule's job for its slot"),
     EventType.CLEANUP_DONE: EventInfo("info", ("deleted", "retention"),
                                       "finished jobs past the retention were deleted"),
+    EventType.WORKFLOW_STARTED: EventInfo("info", ("run_id", "workflow", "steps"),
+                                          "a workflow run and its steps were written (its steps' own events are the "
+                                          "job.* events of their jobs)"),
+    EventType.WORKFLOW_COMPLETED: EventInfo("info", ("run_id", "workflow"), "every step of the run completed"),
+    EventType.WORKFLOW_FAILED: EventInfo("error", ("run_id", "workflow"),
+                                         "a step failed for good: the steps that depend on it are cancelled"),
+    EventType.WORKFLOW_CANCELLED: EventInfo("info", ("run_id", "cancelled", "asked_to_stop"),
+                                            "the run was cancelled: steps still to run cancelled, running ones "
+                                            "asked to stop"),
 }
 
 

@@ -318,6 +318,7 @@ class JobQueue:
         run_id = self.store.start_workflow(connection, workflow.key_of(), document, steps,  # type: ignore[arg-type]
                                            self.clock.now())
         self.waker.wake()
+        self.events.emit(EventType.WORKFLOW_STARTED, run_id=run_id, workflow=workflow.key_of(), steps=len(steps))
         return run_id
 
     async def cancel_workflow(self, run_id: int) -> tuple[int, int]:
@@ -326,7 +327,9 @@ class JobQueue:
     def cancel_workflow_sync(self, run_id: int) -> tuple[int, int]:
         """Cancel a running workflow run: steps still to run are cancelled, running ones stop (their workers learn of
         it within a heartbeat interval). Returns (cancelled, asked to stop)."""
-        return self.store.cancel_workflow(run_id, self.now())
+        cancelled, asked = self.store.cancel_workflow(run_id, self.now())
+        self.events.emit(EventType.WORKFLOW_CANCELLED, run_id=run_id, cancelled=cancelled, asked_to_stop=asked)
+        return cancelled, asked
 
     # -- the worker ------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob
 from main.db.store import JobStore
 from main.events import EventBus, EventType
+from main.events.workflows import announce_runs_ended
 from main.services.waker import Waker
 
 _EVENTS = {Kind.COMPLETE: EventType.JOB_COMPLETED, Kind.CANCEL: EventType.JOB_CANCELLED}  # those with no more fields
@@ -93,7 +94,7 @@ class Completer:
         database = self.store.database
         try:
             steps = {f.job.id for f in batch if f.job.workflow_run_id is not None}
-            written = await database.run(self.store.record, self.worker_id, decisions, self.clock.now(), steps)
+            recorded = await database.run(self.store.record, self.worker_id, decisions, self.clock.now(), steps)
         except DBAPIError as exc:
             if keep_on_transient_error and database.dialect.is_transient(exc):
                 self._buffer[:0] = batch
@@ -104,7 +105,8 @@ class Completer:
                            error=describe_database_error(exc), note="their leases expire and the jobs run again")
             return False
         for finished in batch:
-            self._announce(finished, written=finished.job.id in written)
+            self._announce(finished, written=finished.job.id in recorded.written)
+        announce_runs_ended(self.events, recorded.runs_ended)
         return False
 
     def _announce(self, finished: Finished, written: bool) -> None:
