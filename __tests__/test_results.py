@@ -130,7 +130,7 @@ def test_a_batch_with_results_and_a_heartbeat_at_the_same_moment_do_not_deadlock
         with ThreadPoolExecutor(2) as pool:
             written = pool.submit(store.record, "w", decisions, now)
             beats = [pool.submit(store.heartbeat, "w", ids, now + timedelta(seconds=30)) for _ in range(5)]
-            assert written.result(timeout=10) == set(ids)  # a deadlock raises here (or in the beat)
+            assert written.result(timeout=10).written == set(ids)  # a deadlock raises here (or in the beat)
             assert all(beat.result(timeout=10) for beat in beats)
     assert queue.get_status_sync().counts_by_status["completed"] == 800
     queue.close()
