@@ -15,6 +15,7 @@ from sqlmodel import select
 from __tests__.conftest import ROOT, QueueFactory, wait_for
 from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
+from main.db.store import JobFilter
 from main.errors import InvalidJobStateError, JobNotFoundError, JobRegistrationError, PayloadValidationError
 from main.events import Event
 from main.services.job_queue import JobQueue
@@ -255,3 +256,29 @@ async def test_a_run_announces_its_start_and_its_end(shop: JobQueue, tmp_path: P
     await shop.retry_job(steps_of(shop, run_id)["inventory"].id or 0)
     await settle(shop, run_id)
     assert seen == [("workflow.started", run_id), ("workflow.failed", run_id), ("workflow.completed", run_id)]
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_due_step_by_hand_stops_what_depends_on_it(shop: JobQueue, tmp_path: Path) -> None:
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log")})
+    await shop.cancel_job(steps_of(shop, run_id)["validate"].id or 0)  # still pending: cancelled at once
+    assert {job.status for job in steps_of(shop, run_id).values()} == {JobStatus.CANCELLED}
+    assert run_status(shop, run_id) == RunStatus.FAILED
+    other = await CheckoutWorkflow.start({"path": str(tmp_path / "other.log")})
+    assert shop.cancel_jobs_sync(JobFilter(statuses=(JobStatus.PENDING,))) == (1, 0)  # the bulk cancel, alike
+    assert run_status(shop, other) == RunStatus.FAILED
+    assert steps_of(shop, other)["confirm"].status == JobStatus.CANCELLED
+
+
+@pytest.mark.anyio
+async def test_a_bulk_retry_of_failed_steps_gives_their_runs_back(shop: JobQueue, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
+    await settle(shop, run_id)
+    broken.unlink()
+    assert shop.retry_jobs_sync(JobFilter(statuses=(JobStatus.FAILED,))) == 1
+    assert steps_of(shop, run_id)["confirm"].status == JobStatus.BLOCKED
+    assert run_status(shop, run_id) == RunStatus.RUNNING
+    await settle(shop, run_id)
+    assert run_status(shop, run_id) == RunStatus.COMPLETED

@@ -49,6 +49,7 @@ from main.db.entities import (
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
+from main.db.workflow_steps import RunEnded
 from main.errors import InvalidJobStateError, JobNotFoundError, JobQueueError, JobRequestError
 
 # Hot-path statements (claim, heartbeat, outcomes) use the Core table, built once with bound parameters so
@@ -83,7 +84,7 @@ class Recorded:
     """What a batch of outcomes wrote."""
 
     written: set[int]  # the jobs whose outcome was written (the others' leases were lost)
-    runs_ended: list[tuple[int, str, RunStatus]]  # workflow runs that completed or failed with it
+    runs_ended: list[RunEnded]  # workflow runs that completed or failed with it
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class RecoveredJob:
     attempts: int
     worker_id: str | None
     outcome: str
+    workflow_run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class Recovered:
     """Jobs whose worker stopped renewing its lease, by what happened to them."""
 
     jobs: list[RecoveredJob]
-    runs_ended: list[tuple[int, str, RunStatus]] = field(default_factory=list)  # workflow runs failed by it
+    runs_ended: list[RunEnded] = field(default_factory=list)  # workflow runs failed by it
 
     def _count(self, outcome: str) -> int:
         return sum(job.outcome == outcome for job in self.jobs)
@@ -292,9 +294,9 @@ class JobStore:
             def move(outcome: str, *where: ColumnElement[bool], **values: Any) -> list[RecoveredJob]:
                 stmt = update(jobs_table).where(*expired, *where)
                 stmt = stmt.values(lease_expires_at=None, updated_at=now, **values)
-                stmt = stmt.returning(c.id, c.type, c.queue, c.attempts, c.worker_id)
-                return [RecoveredJob(id_, type_, queue, attempts, worker, outcome)
-                        for id_, type_, queue, attempts, worker in connection.execute(stmt)]
+                stmt = stmt.returning(c.id, c.type, c.queue, c.attempts, c.worker_id, c.workflow_run_id)
+                return [RecoveredJob(id_, type_, queue, attempts, worker, outcome, run_id)
+                        for id_, type_, queue, attempts, worker, run_id in connection.execute(stmt)]
 
             cancelled = move("cancelled", c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
             failed = move(
@@ -305,10 +307,10 @@ class JobStore:
                 last_error=lost + "; no retries left",
             )
             requeued = move("requeued", status=JobStatus.PENDING, run_at=now, last_error=lost)
-            ended = []
-            if failed or cancelled:  # a step that died for good: its run cannot go on past it
-                ended = workflow_steps.advance(connection, [], [job.id for job in (*failed, *cancelled)], now,
-                                               self.step_payload).settled
+            ended: list[RunEnded] = []
+            if steps := [job.id for job in (*failed, *cancelled) if job.workflow_run_id is not None]:
+                # a step that died for good: its run cannot go on past it
+                ended = workflow_steps.advance(connection, [], steps, now, self.step_payload).settled
             if requeued:
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if failed or cancelled:
@@ -323,6 +325,9 @@ class JobStore:
             job = self._get_for_update(session, job_id)
             if job.status == JobStatus.PENDING:
                 job.status, job.finished_at = JobStatus.CANCELLED, now
+                if job.workflow_run_id is not None:  # what waits for it can no longer run
+                    session.flush()
+                    workflow_steps.advance(session.connection(), [], [job_id], now, self.step_payload)
                 self.database.dialect.announce(session.connection(), Channel.FINISHED_JOBS)
             elif job.status == JobStatus.RUNNING:
                 job.cancel_requested = True
@@ -369,10 +374,14 @@ class JobStore:
         which.only(JobStatus.FAILED, JobStatus.CANCELLED, verb="retry")
         stmt = update(jobs_table).where(*which.conditions(), _KEY_FREE).values(
             status=JobStatus.PENDING, attempts=0, run_at=now, updated_at=now, finished_at=None, worker_id=None,
-            lease_expires_at=None, cancel_requested=False)
+            lease_expires_at=None, cancel_requested=False).returning(jobs_table.c.id, jobs_table.c.workflow_run_id)
         try:
             with self._connection() as connection:
-                retried: int = connection.execute(stmt).rowcount  # type: ignore[attr-defined]
+                rows = connection.execute(stmt).all()
+                for job_id, run_id in rows:
+                    if run_id is not None:  # a step: what was cancelled because of it waits again
+                        workflow_steps.revive(connection, job_id, now)
+                retried = len(rows)
                 if retried:
                     self.database.dialect.announce(connection, Channel.NEW_JOBS)
         except IntegrityError:
@@ -387,8 +396,12 @@ class JobStore:
         pending = (*which.conditions(), PENDING)
         running = (*which.conditions(), RUNNING, jobs_table.c.cancel_requested.is_(False))
         with self._connection() as connection:
-            cancelled = connection.execute(update(jobs_table).where(*pending).values(
-                status=JobStatus.CANCELLED, finished_at=now, updated_at=now)).rowcount  # type: ignore[attr-defined]
+            rows = connection.execute(update(jobs_table).where(*pending).values(
+                status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
+                .returning(jobs_table.c.id, jobs_table.c.workflow_run_id)).all()
+            cancelled = len(rows)
+            if steps := [job_id for job_id, run_id in rows if run_id is not None]:
+                workflow_steps.advance(connection, [], steps, now, self.step_payload)
             asked = connection.execute(update(jobs_table).where(*running).values(
                 cancel_requested=True, updated_at=now)).rowcount  # type: ignore[attr-defined]
             if cancelled:

@@ -48,9 +48,16 @@ def insert_run(connection: Connection, workflow: str, run_input: str, steps: Seq
 
 
 @dataclass(frozen=True)
+class RunEnded:
+    run_id: int
+    workflow: str
+    status: RunStatus  # completed or failed
+
+
+@dataclass(frozen=True)
 class Advanced:
     released: bool  # a step became due
-    settled: list[tuple[int, str, RunStatus]]  # runs that ended here: (id, workflow, completed or failed)
+    settled: list[RunEnded]  # runs that ended here
 
 
 def advance(connection: Connection, completed: Sequence[int], stopped: Sequence[int], now: datetime,
@@ -116,7 +123,7 @@ def _cancel_dependents(connection: Connection, stopped: Sequence[int], now: date
                 last_error="not run: a step it waits for failed or was cancelled"))
 
 
-def _settle_runs(connection: Connection, steps: Sequence[int], now: datetime) -> list[tuple[int, str, RunStatus]]:
+def _settle_runs(connection: Connection, steps: Sequence[int], now: datetime) -> list[RunEnded]:
     """A run whose every step completed is completed; one with a step failed or cancelled for good is failed.
     Returns the runs that ended here."""
     touched = select(jobs.c.workflow_run_id).where(jobs.c.id.in_(steps))
@@ -129,7 +136,7 @@ def _settle_runs(connection: Connection, steps: Sequence[int], now: datetime) ->
         rows = connection.execute(
             update(runs).where(runs.c.id.in_(touched), runs.c.status == RunStatus.RUNNING, condition)
             .values(status=status, finished_at=now, updated_at=now).returning(runs.c.id, runs.c.workflow))
-        ended += [(run_id, workflow, status) for run_id, workflow in rows]
+        ended += [RunEnded(run_id, workflow, status) for run_id, workflow in rows]
     return ended
 
 

@@ -3,12 +3,13 @@
 from collections.abc import Sequence
 
 from main.db.entities.workflow import RunStatus
+from main.db.workflow_steps import RunEnded
 from main.events.bus import EventBus
 from main.events.catalogue import EventType
 
 _ENDED = {RunStatus.COMPLETED: EventType.WORKFLOW_COMPLETED, RunStatus.FAILED: EventType.WORKFLOW_FAILED}
 
 
-def announce_runs_ended(events: EventBus, runs: Sequence[tuple[int, str, RunStatus]]) -> None:
-    for run_id, workflow, status in runs:
-        events.emit(_ENDED[status], run_id=run_id, workflow=workflow)
+def announce_runs_ended(events: EventBus, runs: Sequence[RunEnded]) -> None:
+    for run in runs:
+        events.emit(_ENDED[run.status], run_id=run.run_id, workflow=run.workflow)
