@@ -96,9 +96,6 @@ def fitted_table(title: str, rows: list[dict[str, str]], *, give_way: Sequence[s
     return table
 
 
-_WIDE = 110  # columns from which `jobs list` shows queue and priority, and run_at with its year
-
-
 def print_job(job: Job, as_json: bool) -> None:
     data = job_document(job)
     if as_json:

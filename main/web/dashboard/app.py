@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from main.errors import InvalidJobStateError, JobNotFoundError, JobQueueError
 from main.services.job_queue import JobQueue
 from main.web.dashboard.api import Document, api_routes
-from main.web.dashboard.pages import page_routes, render
+from main.web.dashboard.pages import base_of, page_routes, render
 from main.web.dashboard.security import Security
 from main.web.dashboard.views import Views
 
@@ -54,7 +54,7 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        root = scope.get("root_path", "")
+        root = base_of(request)
         path = scope["path"].removeprefix(root)
         if not self.security.may_read(request) and path != "/login" and not path.startswith("/static/"):
             response: Response = (
@@ -75,6 +75,6 @@ class _Guard:
 async def _error(security: Security, request: Request, error: Exception) -> Response:
     """A job that does not exist, an action its state refuses, a bad parameter: said in JSON or on a page."""
     status = 404 if isinstance(error, JobNotFoundError) else 409 if isinstance(error, InvalidJobStateError) else 400
-    if request.url.path.startswith(f"{request.scope.get('root_path', '')}/api/"):
+    if request.url.path.startswith(f"{base_of(request)}/api/"):
         return Document({"error": str(error)}, status_code=status)
     return render(request, security, "error.html", status, message=str(error))

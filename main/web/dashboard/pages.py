@@ -27,10 +27,15 @@ TABS: tuple[tuple[str, dict[str, str]], ...] = (
     ("all", {}))
 
 
+def base_of(request: Request) -> str:
+    """Where the dashboard is mounted ("" at the root): every link, form and cookie path starts with it."""
+    return str(request.scope.get("root_path", ""))
+
+
 def render(request: Request, security: Security, template: str, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     html = TEMPLATES.get_template(template).render(
-        base=request.scope.get("root_path", ""), csrf=security.csrf_token, read_only=security.read_only,
+        base=base_of(request), csrf=security.csrf_token, read_only=security.read_only,
         path=request.url.path + (f"?{request.url.query}" if request.url.query else ""), **context)
     return HTMLResponse(html, status_code=status_code)
 
@@ -72,9 +77,9 @@ def page_routes(views: Views, security: Security) -> list[Route]:
         given = form.get("token")
         if not security.token_matches(given if isinstance(given, str) else None):
             return render_page(request, "login.html", status_code=401, failed=True)
-        response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
+        response = RedirectResponse(f"{base_of(request)}/", status_code=303)
         response.set_cookie(SESSION_COOKIE, security.session_value, httponly=True, samesite="strict",
-                            path=f"{request.scope.get('root_path', '')}/")
+                            path=f"{base_of(request)}/")
         return response
 
     def act(action: Callable[[Request, Any], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
@@ -88,7 +93,7 @@ def page_routes(views: Views, security: Security) -> list[Route]:
             except JobQueueError as error:
                 return render_page(request, "error.html", status_code=409, message=str(error))
             back = form.get("next")
-            base = request.scope.get("root_path", "")
+            base = base_of(request)
             target = back if isinstance(back, str) and back.startswith("/") and not back.startswith("//") else "/"
             return RedirectResponse(target if target.startswith(base) else base + target, status_code=303)
 
