@@ -130,3 +130,17 @@ def test_the_offset_is_measured_at_the_middle_of_the_round_trip_and_a_skew_is_re
     assert clock.now() == machine.now() + timedelta(minutes=5)
     clock.sync()  # the server moved as much as the machine: the same offset, nothing new to report
     assert clock.offset == timedelta(minutes=5) and reported == [300.0]
+
+
+def test_a_new_measure_of_the_offset_never_moves_time_back() -> None:
+    """A resync under load may measure the offset a few ms smaller: a job enqueued just before must stay due
+    (a burst worker once left jobs enqueued 3 ms earlier for later, and stopped)."""
+    machine = FrozenClock()
+    offsets = iter([timedelta(milliseconds=10), timedelta(milliseconds=2)])
+    clock = ServerClock(machine, lambda: machine.now() + next(offsets))
+    clock.sync()
+    enqueued_at = clock.now()
+    clock.sync()
+    assert clock.now() >= enqueued_at
+    machine.advance(1)
+    assert clock.now() == machine.now() + timedelta(milliseconds=2)  # the new offset, once time has caught up

@@ -2,6 +2,7 @@
 the database server's clock so that hosts whose clocks disagree still agree on what is due and which lease
 has expired."""
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -60,9 +61,17 @@ class ServerClock:
         self.offset = timedelta(0)
         self._synced_at: float | None = None
         self._local_database = False
+        self._latest = datetime.min.replace(tzinfo=UTC)
+        self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        return self.machine.now() + self.offset
+        """Never earlier than a time it returned before: a new measure of the offset a few milliseconds smaller
+        (round trips vary) must not make a job enqueued just before look due later."""
+        now = self.machine.now() + self.offset
+        with self._lock:
+            if now > self._latest:
+                self._latest = now
+            return self._latest
 
     @property
     def stale(self) -> bool:
