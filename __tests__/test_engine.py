@@ -62,10 +62,12 @@ def rescuer(queue: JobQueue, every: float = 0.05) -> Iterator[list[int]]:
 
 
 async def test_a_long_poll_interval_cannot_starve_the_heartbeat(make_queue: QueueFactory) -> None:
-    worker = make_queue(poll_interval=60, lease_seconds=0.6)  # the default heartbeat: a third of the lease
-    other = make_queue(lease_seconds=0.6)
+    # As the issue puts it: a 2 s lease (beaten every 0.67 s by default) and a 5 s job. A lease of 0.6 s left
+    # too little slack on a loaded CI machine: one beat late by 0.4 s (and two clocks' offsets) lost the job.
+    worker = make_queue(poll_interval=60, lease_seconds=2.0)
+    other = make_queue(lease_seconds=2.0)
     async with running(worker):
-        job_id = await SleepJob.perform_later({"seconds": 2.0})  # over three leases long
+        job_id = await SleepJob.perform_later({"seconds": 5.0})  # two and a half leases long
         await eventually(lambda: status_of(worker, job_id) == JobStatus.RUNNING)
         with rescuer(other) as recovered:
             await eventually(lambda: status_of(worker, job_id) == JobStatus.COMPLETED)
