@@ -114,7 +114,7 @@ def test_downgrading_one_revision_and_back_keeps_the_jobs(database: Database) ->
     job_id = enqueue_one(database)
     previous = schema.revisions()[-2]
     assert schema.downgrade(database, previous) == (schema.head(), previous)
-    assert "workflow_run_id" not in jobs_columns(database)  # what the newest revision added
+    assert "batch_id" not in jobs_columns(database)  # what the newest revision added
     schema.upgrade(database)
     assert JobStore(database).get(job_id).status.value == "pending"
 

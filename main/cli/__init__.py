@@ -48,7 +48,17 @@ def open_settings(**overrides: Any) -> Settings:
 
 def main() -> None:
     """Console-script entry point."""
-    from main.cli import commands, dashboard, db, demo, jobs, queues, schedules, workflows  # noqa: F401  (registers the commands on `app`)
+    from main.cli import (  # noqa: F401  (registers the commands on `app`)
+        batches,
+        commands,
+        dashboard,
+        db,
+        demo,
+        jobs,
+        queues,
+        schedules,
+        workflows,
+    )
 
     try:
         app()

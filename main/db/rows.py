@@ -85,26 +85,33 @@ class ClaimedJob:
     defect: str | None = None  # why the stored row cannot be run as it is; the job fails with this
     trace_context: dict[str, Any] | None = None  # where it was enqueued (see main/services/propagation.py)
     workflow_run_id: int | None = None  # a step of this workflow run: its outcome moves the run on
+    batch_id: int | None = None  # one of this batch's jobs: its end may settle the batch
 
     # The columns a claim reads, in the order `from_row` takes them; JSON columns come as text.
     COLUMNS = ("id", "type", "payload", "queue", "priority", "attempts", "max_retries", "checkpoint", "trace_context",
-               "workflow_run_id")
+               "workflow_run_id", "batch_id")
+
+    @property
+    def has_followers(self) -> bool:
+        """Whether its end moves something else on (a workflow run, a batch): see main/db/followups.py."""
+        return self.workflow_run_id is not None or self.batch_id is not None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "ClaimedJob":
         """Never raises. A row this worker cannot read (edited by hand, or written by a tool that skipped
         validation: SQLite keeps whatever it is given) becomes a job whose `defect` says what is wrong, so that
         this job fails alone instead of stopping the worker and every job claimed beside it."""
-        job_id, job_type, payload, queue, priority, attempts, max_retries, checkpoint, trace_context, run_id = row
+        job_id, job_type, payload, queue, priority, attempts, max_retries, checkpoint, trace_context, run_id, batch = (
+            row)
         try:
             return cls(job_id, str(job_type), _json_object(payload, "payload"), str(queue),
                        _integer(priority, "priority"), _integer(attempts, "attempts"),
                        _integer(max_retries, "max_retries"),
                        None if checkpoint is None else _json_object(checkpoint, "checkpoint"),
-                       trace_context=_trace_context(trace_context), workflow_run_id=run_id)
+                       trace_context=_trace_context(trace_context), workflow_run_id=run_id, batch_id=batch)
         except ValueError as exc:
             return cls(job_id, str(job_type), {}, str(queue), 0, _integer_or(attempts, 1), 0, None,
-                       defect=f"the stored job cannot be read: {exc}", workflow_run_id=run_id)
+                       defect=f"the stored job cannot be read: {exc}", workflow_run_id=run_id, batch_id=batch)
 
 
 def _trace_context(text: Any) -> dict[str, Any] | None:

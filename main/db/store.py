@@ -7,8 +7,8 @@ row: a worker whose lease expired cannot overwrite what another worker did since
 """
 
 from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +30,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from main.db import workflow_steps
+from main.db import batch_members, followups, workflow_steps
 from main.db.claim import PAUSED_QUEUES, PENDING, RUNNING, claim_statement
 from main.db.dialects import Channel
 from main.db.engine import Database
 from main.db.entities import (
     TERMINAL_STATUSES,
+    BatchRow,
+    BatchStatus,
     Job,
     JobStatus,
     QueueRow,
@@ -46,10 +48,10 @@ from main.db.entities import (
     WorkflowEdge,
     WorkflowRun,
 )
+from main.db.followups import Advanced
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
-from main.db.workflow_steps import RunEnded
 from main.errors import InvalidJobStateError, JobNotFoundError, JobQueueError, JobRequestError
 
 # Hot-path statements (claim, heartbeat, outcomes) use the Core table, built once with bound parameters so
@@ -59,6 +61,7 @@ jobs_table = Job.__table__
 workers_table = WorkerRow.__table__
 queues_table = QueueRow.__table__
 schedules_table = ScheduleRow.__table__
+_runs, _edges, _batches = WorkflowRun.__table__, WorkflowEdge.__table__, BatchRow.__table__  # type: ignore[attr-defined]
 ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
 # A job that may go back to pending without taking a unique key another job holds (what a bulk retry skips).
 _holder = jobs_table.alias("holder")
@@ -84,7 +87,7 @@ class Recorded:
     """What a batch of outcomes wrote."""
 
     written: set[int]  # the jobs whose outcome was written (the others' leases were lost)
-    runs_ended: list[RunEnded]  # workflow runs that completed or failed with it
+    advanced: Advanced  # the workflow runs and batches it moved on
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class RecoveredJob:
     attempts: int
     worker_id: str | None
     outcome: str
-    workflow_run_id: int | None = None
+    has_followers: bool = False  # a workflow step or a batch's job (see main/db/followups.py)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class Recovered:
     """Jobs whose worker stopped renewing its lease, by what happened to them."""
 
     jobs: list[RecoveredJob]
-    runs_ended: list[RunEnded] = field(default_factory=list)  # workflow runs failed by it
+    advanced: Advanced = field(default_factory=Advanced)  # the workflow runs and batches it moved on
 
     def _count(self, outcome: str) -> int:
         return sum(job.outcome == outcome for job in self.jobs)
@@ -217,11 +220,11 @@ class JobStore:
         )
 
     def record(self, worker_id: str, decisions: Sequence[Decision], now: datetime,
-               steps: Collection[int] = ()) -> Recorded:
+               followed: Collection[int] = ()) -> Recorded:
         """Write the outcomes of many runs in one transaction: one statement per kind for the common outcomes
         (completed, released, cancelled), one per row for those that carry their own error text. Returns
-        which were written (the others are no longer this worker's: their lease was lost). `steps`: the jobs that
-        are workflow steps; their runs move on in the same transaction (and those that ended are returned)."""
+        which were written (the others are no longer this worker's: their lease was lost). `followed`: the jobs whose
+        end moves something on (workflow steps, batches' jobs): it moves in the same transaction."""
         by_kind: dict[Kind, list[int]] = {}
         for decision in decisions:
             by_kind.setdefault(decision.kind, []).append(decision.job_id)
@@ -247,17 +250,17 @@ class JobStore:
                     for _, result_awaited in connection.execute(_FINISH_ONE[decision.kind], params):
                         written.add(decision.job_id)
                         awaited |= bool(result_awaited) and decision.kind in _ENDS
-            advanced = workflow_steps.advance(
-                connection, [d.job_id for d in decisions if d.kind is Kind.COMPLETE and d.job_id in steps
+            advanced = followups.after_jobs_ended(
+                connection, [d.job_id for d in decisions if d.kind is Kind.COMPLETE and d.job_id in followed
                              and d.job_id in written],
-                [d.job_id for d in decisions if d.kind in _STOPS_A_RUN and d.job_id in steps and d.job_id in written],
-                now, self.step_payload) if steps else None
-            if (advanced and advanced.released) or any(d.wakes_workers(now) and d.job_id in written
-                                                       for d in decisions):
+                [d.job_id for d in decisions if d.kind in _STOPS_A_RUN and d.job_id in followed
+                 and d.job_id in written],
+                now, self.step_payload) if followed else _NOTHING_MOVED
+            if advanced.released or any(d.wakes_workers(now) and d.job_id in written for d in decisions):
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if awaited:  # not for every batch: NOTIFY serialises the commits of every session that sends one
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return Recorded(written, advanced.settled if advanced else [])
+        return Recorded(written, advanced)
 
     def await_result(self, job_id: int) -> None:
         """Mark a job as awaited (queue.result()): when it ends, its worker announces it on FINISHED_JOBS."""
@@ -294,9 +297,9 @@ class JobStore:
             def move(outcome: str, *where: ColumnElement[bool], **values: Any) -> list[RecoveredJob]:
                 stmt = update(jobs_table).where(*expired, *where)
                 stmt = stmt.values(lease_expires_at=None, updated_at=now, **values)
-                stmt = stmt.returning(c.id, c.type, c.queue, c.attempts, c.worker_id, c.workflow_run_id)
-                return [RecoveredJob(id_, type_, queue, attempts, worker, outcome, run_id)
-                        for id_, type_, queue, attempts, worker, run_id in connection.execute(stmt)]
+                stmt = stmt.returning(c.id, c.type, c.queue, c.attempts, c.worker_id, _HAS_FOLLOWERS)
+                return [RecoveredJob(id_, type_, queue, attempts, worker, outcome, bool(followed))
+                        for id_, type_, queue, attempts, worker, followed in connection.execute(stmt)]
 
             cancelled = move("cancelled", c.cancel_requested, status=JobStatus.CANCELLED, finished_at=now)
             failed = move(
@@ -307,34 +310,38 @@ class JobStore:
                 last_error=lost + "; no retries left",
             )
             requeued = move("requeued", status=JobStatus.PENDING, run_at=now, last_error=lost)
-            ended: list[RunEnded] = []
-            if steps := [job.id for job in (*failed, *cancelled) if job.workflow_run_id is not None]:
-                # a step that died for good: its run cannot go on past it
-                ended = workflow_steps.advance(connection, [], steps, now, self.step_payload).settled
-            if requeued:
+            advanced = _NOTHING_MOVED
+            if followed := [job.id for job in (*failed, *cancelled) if job.has_followers]:
+                # a step that died for good: its run cannot go on past it; a batch's job: its batch may settle
+                advanced = followups.after_jobs_ended(connection, [], followed, now, self.step_payload)
+            if requeued or advanced.released:
                 self.database.dialect.announce(connection, Channel.NEW_JOBS)
             if failed or cancelled:
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return Recovered([*requeued, *failed, *cancelled], ended)
+        return Recovered([*requeued, *failed, *cancelled], advanced)
 
     # -- operations ------------------------------------------------------------------------------------
 
-    def request_cancel(self, job_id: int, now: datetime) -> JobStatus:
-        """Cancel a pending job now, or ask the worker running it to stop. Returns the job's new status."""
+    def request_cancel(self, job_id: int, now: datetime) -> tuple[JobStatus, Advanced]:
+        """Cancel a pending job now, or ask the worker running it to stop. Returns the job's new status and what
+        its end moved on (a step: what waits for it can no longer run; a batch's job: the batch may settle)."""
+        advanced = _NOTHING_MOVED
         with self._transaction() as session:
             job = self._get_for_update(session, job_id)
             if job.status == JobStatus.PENDING:
                 job.status, job.finished_at = JobStatus.CANCELLED, now
-                if job.workflow_run_id is not None:  # what waits for it can no longer run
+                if job.workflow_run_id is not None or job.batch_id is not None:
                     session.flush()
-                    workflow_steps.advance(session.connection(), [], [job_id], now, self.step_payload)
+                    advanced = followups.after_jobs_ended(session.connection(), [], [job_id], now, self.step_payload)
+                    if advanced.released:
+                        self.database.dialect.announce(session.connection(), Channel.NEW_JOBS)
                 self.database.dialect.announce(session.connection(), Channel.FINISHED_JOBS)
             elif job.status == JobStatus.RUNNING:
                 job.cancel_requested = True
             else:
                 raise InvalidJobStateError(f"job {job_id} is already {job.status.value}; nothing to cancel")
             job.updated_at = now
-            return job.status
+            return job.status, advanced
 
     def retry_now(self, job_id: int, now: datetime) -> None:
         """Run a failed or cancelled job again from scratch, with its full retry budget; refused while another job
@@ -357,12 +364,17 @@ class JobStore:
                 raise InvalidJobStateError(
                     f"job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
                 )
+            if (batch_id := batch_members.fans_out(session.connection(), job_id)) is not None:
+                raise InvalidJobStateError(
+                    f"job {job_id} is step {job.workflow_step!r}, which ran as batch {batch_id}; retry the batch's "
+                    f"failed or cancelled jobs instead (jobqueue batches show {batch_id} lists them): the step and "
+                    "its run go on when the batch settles")
             job.status, job.attempts, job.run_at, job.updated_at = JobStatus.PENDING, 0, now, now
             job.finished_at = job.worker_id = job.lease_expires_at = None
             job.cancel_requested = False
             session.flush()
-            if job.workflow_run_id is not None:
-                workflow_steps.revive(session.connection(), job_id, now)
+            followups.after_jobs_retried(session.connection(), [job_id] if job.workflow_run_id is not None else [],
+                                         [job_id] if job.batch_id is not None else [], now)
             self.database.dialect.announce(session.connection(), Channel.NEW_JOBS)
 
     def count_matching(self, which: JobFilter) -> int:
@@ -372,15 +384,15 @@ class JobStore:
     def retry_matching(self, which: JobFilter, now: datetime) -> int:
         """`retry_now` for every failed or cancelled job `which` selects, in one statement. Returns how many."""
         which.only(JobStatus.FAILED, JobStatus.CANCELLED, verb="retry")
-        stmt = update(jobs_table).where(*which.conditions(), _KEY_FREE).values(
+        stmt = update(jobs_table).where(*which.conditions(), _KEY_FREE, _NOT_FANNED_OUT).values(
             status=JobStatus.PENDING, attempts=0, run_at=now, updated_at=now, finished_at=None, worker_id=None,
-            lease_expires_at=None, cancel_requested=False).returning(jobs_table.c.id, jobs_table.c.workflow_run_id)
+            lease_expires_at=None, cancel_requested=False).returning(jobs_table.c.id, jobs_table.c.workflow_run_id,
+                                                                     jobs_table.c.batch_id)
         try:
             with self._connection() as connection:
                 rows = connection.execute(stmt).all()
-                for job_id, run_id in rows:
-                    if run_id is not None:  # a step: what was cancelled because of it waits again
-                        workflow_steps.revive(connection, job_id, now)
+                followups.after_jobs_retried(connection, [job_id for job_id, run_id, _ in rows if run_id is not None],
+                                             [job_id for job_id, _, batch in rows if batch is not None], now)
                 retried = len(rows)
                 if retried:
                     self.database.dialect.announce(connection, Channel.NEW_JOBS)
@@ -389,32 +401,49 @@ class JobStore:
                                        "was retried; retry them one by one (jobqueue jobs retry ID)") from None
         return retried
 
-    def cancel_matching(self, which: JobFilter, now: datetime) -> tuple[int, int]:
+    def cancel_matching(self, which: JobFilter, now: datetime) -> tuple[int, int, Advanced]:
         """`request_cancel` for every pending or running job `which` selects, in one transaction. Returns (how many
-        were cancelled, how many running ones were asked to stop)."""
+        were cancelled, how many running ones were asked to stop, what their ends moved on)."""
         which.only(JobStatus.PENDING, JobStatus.RUNNING, verb="cancel")
         pending = (*which.conditions(), PENDING)
         running = (*which.conditions(), RUNNING, jobs_table.c.cancel_requested.is_(False))
         with self._connection() as connection:
             rows = connection.execute(update(jobs_table).where(*pending).values(
                 status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
-                .returning(jobs_table.c.id, jobs_table.c.workflow_run_id)).all()
+                .returning(jobs_table.c.id, _HAS_FOLLOWERS)).all()
             cancelled = len(rows)
-            if steps := [job_id for job_id, run_id in rows if run_id is not None]:
-                workflow_steps.advance(connection, [], steps, now, self.step_payload)
+            advanced = _NOTHING_MOVED
+            if followed := [job_id for job_id, has_followers in rows if has_followers]:
+                advanced = followups.after_jobs_ended(connection, [], followed, now, self.step_payload)
+                if advanced.released:
+                    self.database.dialect.announce(connection, Channel.NEW_JOBS)
             asked = connection.execute(update(jobs_table).where(*running).values(
                 cancel_requested=True, updated_at=now)).rowcount  # type: ignore[attr-defined]
             if cancelled:
                 self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return cancelled, asked
+        return cancelled, asked, advanced
 
     def cleanup(self, finished_before: datetime) -> int:
-        """Delete finished (completed, failed, cancelled) jobs older than the cut-off. Returns how many."""
+        """Delete finished (completed, failed, cancelled) jobs older than the cut-off, but not the steps of a run
+        or the jobs of a batch still going (they are what it counts); then the runs, batches and edges left without
+        jobs. Returns how many jobs were deleted."""
+        c = jobs_table.c
         stmt = delete(jobs_table).where(
-            jobs_table.c.status.in_(TERMINAL_STATUSES), jobs_table.c.finished_at < finished_before
+            c.status.in_(TERMINAL_STATUSES), c.finished_at < finished_before,
+            or_(c.workflow_run_id.is_(None), c.workflow_run_id.not_in(
+                core_select(_runs.c.id).where(_runs.c.status == RunStatus.RUNNING))),
+            or_(c.batch_id.is_(None), c.batch_id.not_in(
+                core_select(_batches.c.id).where(_batches.c.status == BatchStatus.RUNNING))),
         )
-        with self._transaction() as session:
-            return session.execute(stmt).rowcount  # type: ignore[attr-defined]
+        with self._connection() as connection:
+            deleted = connection.execute(stmt).rowcount
+            if deleted:
+                connection.execute(delete(_runs).where(_runs.c.finished_at < finished_before,
+                                                       ~exists().where(c.workflow_run_id == _runs.c.id)))
+                connection.execute(delete(_batches).where(_batches.c.finished_at < finished_before,
+                                                          ~exists().where(c.batch_id == _batches.c.id)))
+                connection.execute(delete(_edges).where(~exists().where(c.id == _edges.c.to_job_id)))
+            return deleted
 
     def delete_jobs_of_types(self, job_types: Sequence[str]) -> int:
         """Delete every job of these types, whatever its status (the demo's `clean`)."""
@@ -570,19 +599,19 @@ class JobStore:
                     for queue, n_due, pending, running, oldest in session.execute(query)]
 
     def start_workflow(self, connection: Connection | None, workflow: str, run_input: str, steps: Sequence[Any],
-                       now: datetime) -> int:
+                       now: datetime) -> tuple[int, Advanced]:
         """Write a workflow run and its steps in one transaction: `connection`'s (the application's), or one of
-        its own. Returns the run's id."""
-        self.ensure_schema()
-        if connection is not None:
-            return workflow_steps.insert_run(connection, workflow, run_input, steps, now)
-        with self._connection() as own:
-            run_id = workflow_steps.insert_run(own, workflow, run_input, steps, now)
-            self.database.dialect.announce(own, Channel.NEW_JOBS)
-        return run_id
+        its own. Returns the run's id, and the batches its first steps fanned out to."""
+        with self._joining(connection) as joined:
+            run_id, fanned = workflow_steps.insert_run(joined, workflow, run_input, steps, now)
+            advanced = followups.after_jobs_ended(joined, [], [], now, self.step_payload,
+                                                  batches=[batch_id for batch_id, _ in fanned])
+            self.database.dialect.announce(joined, Channel.NEW_JOBS)
+        return run_id, replace(advanced, batches_started=[*fanned, *advanced.batches_started])
 
-    def cancel_workflow(self, run_id: int, now: datetime) -> tuple[int, int]:
-        """Cancel a running workflow run; (steps cancelled, running steps asked to stop)."""
+    def cancel_workflow(self, run_id: int, now: datetime) -> tuple[int, int, Advanced]:
+        """Cancel a running workflow run; (steps and their batches' jobs cancelled, running ones asked to stop,
+        the batches that settled with it)."""
         with self._connection() as connection:
             done = workflow_steps.cancel_run(connection, _checked_id(run_id), now)
             if done is None:
@@ -590,8 +619,30 @@ class JobStore:
                 if status is None:
                     raise JobNotFoundError(f"no workflow run {run_id}")
                 raise InvalidJobStateError(f"workflow run {run_id} is {status}; only a running run can be cancelled")
+            fanned = connection.execute(batch_members.batches_of_run(run_id)).scalars().all()
+            advanced = followups.after_jobs_ended(connection, [], [], now, self.step_payload, batches=fanned)
             self.database.dialect.announce(connection, Channel.FINISHED_JOBS)
-        return done
+        return (*done, advanced)
+
+    # -- batches ---------------------------------------------------------------------------------------
+
+    def start_batch(self, connection: Connection | None, members: Sequence[NewJob], callbacks: Sequence[dict[str, Any]],
+                    now: datetime) -> tuple[int, Advanced]:
+        """Write a batch and its jobs in one transaction: `connection`'s (the application's), or one of its own.
+        A batch without jobs settles at once (its callbacks are due). Returns its id and what settled."""
+        with self._joining(connection) as joined:
+            batch_id = batch_members.insert_batch(joined, members, callbacks, now)
+            advanced = followups.after_jobs_ended(joined, [], [], now, self.step_payload, batches=[batch_id])
+            self.database.dialect.announce(joined, Channel.NEW_JOBS)
+        return batch_id, replace(advanced, batches_started=[(batch_id, len(members))])
+
+    def batch(self, batch_id: int) -> tuple[BatchRow, list[Job]]:
+        """A batch and its jobs, in the order they were given."""
+        with self._read() as session:
+            row = session.get(BatchRow, _checked_id(batch_id))
+            if row is None:
+                raise JobNotFoundError(f"no batch {batch_id}")
+            return row, list(session.exec(select(Job).where(Job.batch_id == batch_id).order_by(col(Job.id))))
 
     def workflow_runs(self, status: RunStatus | None, limit: int) -> list[tuple[WorkflowRun, list[Job]]]:
         """The newest runs (of `status`, if given), each with its steps."""
@@ -619,6 +670,11 @@ class JobStore:
         return run, steps, depends_on
 
     # -- helpers ---------------------------------------------------------------------------------------
+
+    def _joining(self, connection: Connection | None) -> AbstractContextManager[Connection]:
+        """`connection` (an application's transaction) if given, else a transaction of the store's own."""
+        self.ensure_schema()
+        return nullcontext(connection) if connection is not None else self.database.connection()
 
     def _transaction(self) -> AbstractContextManager[Session]:
         self.ensure_schema()
@@ -660,6 +716,10 @@ _RENEW = (
 
 
 _STOPS_A_RUN = (Kind.FAIL, Kind.CANCEL)
+_NOTHING_MOVED = Advanced()
+_HAS_FOLLOWERS = (jobs_table.c.workflow_run_id.is_not(None) | jobs_table.c.batch_id.is_not(None)).label("followed")
+# A step that fanned out to a batch never runs as a job itself: a bulk retry leaves it to its batch's jobs.
+_NOT_FANNED_OUT = ~jobs_table.c.id.in_(core_select(_batches.c.step_job_id).where(_batches.c.step_job_id.is_not(None)))
 
 
 def _no_workflows(workflow: str, step: str, run_input: dict[str, Any], results: dict[str, Any]) -> str:

@@ -45,6 +45,8 @@ class EventType(StrEnum):
     WORKFLOW_COMPLETED = "workflow.completed"
     WORKFLOW_FAILED = "workflow.failed"
     WORKFLOW_CANCELLED = "workflow.cancelled"
+    BATCH_STARTED = "batch.started"
+    BATCH_SETTLED = "batch.settled"
 
     @property
     def log_name(self) -> str:
@@ -122,6 +124,13 @@ CATALOGUE: dict[EventType, EventInfo] = {
     EventType.WORKFLOW_CANCELLED: EventInfo("info", ("run_id", "cancelled", "asked_to_stop"),
                                             "the run was cancelled: steps still to run cancelled, running ones "
                                             "asked to stop"),
+    EventType.BATCH_STARTED: EventInfo("info", ("batch_id", "jobs"),
+                                       "a batch and its jobs were written (by queue.start_batch, or by a workflow step "
+                                       "that fans out)"),
+    EventType.BATCH_SETTLED: EventInfo("info", ("batch_id", "status", "total", "completed", "failed", "cancelled",
+                                                "callbacks"),
+                                       "the last job of a batch ended: its status (succeeded, failed) and counts, "
+                                       "and how many callback jobs were enqueued, once"),
 }
 
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from main.base.jobs.continuation import checkpoint_summary
-from main.db.entities import Job, WorkerRow, WorkflowRun
+from main.db.entities import BatchRow, Job, WorkerRow, WorkflowRun
 from main.services.job_queue import QueueInfo
 
 # What a job is, where it stands, when, who runs it, its keys and limits, then the data, long texts last.
@@ -38,6 +38,22 @@ def queue_document(queue: QueueInfo) -> dict[str, Any]:
 
 def worker_document(worker: WorkerRow, running: int) -> dict[str, Any]:
     return {**worker.model_dump(mode="json"), "running": running}
+
+
+def batch_document(batch: BatchRow, jobs: list[Job]) -> dict[str, Any]:
+    """A batch with its jobs (in the order they were given) and its callbacks."""
+    by_status: dict[str, int] = {}
+    for job in jobs:
+        by_status[job.status.value] = by_status.get(job.status.value, 0) + 1
+    ended = batch.finished_at or None
+    return {
+        "id": batch.id, "status": str(batch.status), "total": batch.total, "jobs_by_status": by_status,
+        "created_at": batch.created_at.isoformat(), "finished_at": ended.isoformat() if ended else None,
+        "seconds": (ended - batch.created_at).total_seconds() if ended else None,
+        "callbacks": [{"on": callback["on"], "type": callback["type"]} for callback in batch.callbacks],
+        "workflow_run_id": batch.workflow_run_id, "step_job_id": batch.step_job_id,
+        "jobs": [job_summary(job) for job in jobs],
+    }
 
 
 def run_document(run: WorkflowRun, steps: list[Job], depends_on: dict[str, list[str]]) -> dict[str, Any]:

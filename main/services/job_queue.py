@@ -51,6 +51,7 @@ from main.errors import (
 )
 from main.events import EventBus, EventType, Handler, Subscription
 from main.events.log_lines import attach_log_lines
+from main.events.workflows import announce_advanced
 from main.log import get_logger
 from main.services.propagation import Propagator
 from main.services.registry import Registry, load_jobs_module, module_schedules
@@ -59,6 +60,7 @@ from main.services.waker import Waker
 from main.services.worker import Worker
 from main.services.worker.executions import Executions
 from main.settings import Settings
+from main.workflows.batches import callback_specs
 from main.workflows.definition import Workflow
 from main.workflows.registry import Workflows, run_input_document
 
@@ -315,10 +317,11 @@ class JobQueue:
         connection = None
         if session is not None:
             connection = session.connection() if isinstance(session, Session) else session
-        run_id = self.store.start_workflow(connection, workflow.key_of(), document, steps,  # type: ignore[arg-type]
-                                           self.clock.now())
+        run_id, advanced = self.store.start_workflow(connection, workflow.key_of(), document,  # type: ignore[arg-type]
+                                                     steps, self.clock.now())
         self.waker.wake()
         self.events.emit(EventType.WORKFLOW_STARTED, run_id=run_id, workflow=workflow.key_of(), steps=len(steps))
+        announce_advanced(self.events, advanced)
         return run_id
 
     async def cancel_workflow(self, run_id: int) -> tuple[int, int]:
@@ -327,9 +330,41 @@ class JobQueue:
     def cancel_workflow_sync(self, run_id: int) -> tuple[int, int]:
         """Cancel a running workflow run: steps still to run are cancelled, running ones stop (their workers learn of
         it within a heartbeat interval). Returns (cancelled, asked to stop)."""
-        cancelled, asked = self.store.cancel_workflow(run_id, self.now())
+        cancelled, asked, advanced = self.store.cancel_workflow(run_id, self.now())
         self.events.emit(EventType.WORKFLOW_CANCELLED, run_id=run_id, cancelled=cancelled, asked_to_stop=asked)
+        announce_advanced(self.events, advanced)
         return cancelled, asked
+
+    # -- batches ---------------------------------------------------------------------------------------
+
+    async def start_batch(self, jobs: Sequence[JobRequest], *, on_success: JobRequest | None = None,
+                          on_failure: JobRequest | None = None, on_complete: JobRequest | None = None,
+                          session: AppTransaction | None = None) -> int:
+        """Write a batch of jobs and its callbacks in one transaction (the application's `session`, if given): each
+        callback job runs once, when the last job has ended (main/workflows/batches.py). Returns the batch's id."""
+        start = partial(self.start_batch_sync, jobs, on_success=on_success, on_failure=on_failure,
+                        on_complete=on_complete)
+        if session is None:
+            return await anyio.to_thread.run_sync(start)
+        return start(session=session)
+
+    def start_batch_sync(self, jobs: Sequence[JobRequest], *, on_success: JobRequest | None = None,
+                         on_failure: JobRequest | None = None, on_complete: JobRequest | None = None,
+                         session: AppTransaction | None = None) -> int:
+        callbacks = callback_specs({"success": on_success, "failure": on_failure, "complete": on_complete})
+        members = self._prepare(list(jobs))
+        if keyed := next((row for row in members if row.keys and row.keys.unique_key is not None), None):
+            raise JobRequestError(f"a batch cannot hold unique jobs ({keyed.type} has unique key "
+                                  f"{keyed.keys.unique_key!r}): a duplicate would be left out and the batch would "  # type: ignore[union-attr]
+                                  "wait for it forever; enqueue it on its own")
+        connection = None
+        if session is not None:
+            connection = session.connection() if isinstance(session, Session) else session
+        batch_id, advanced = self.store.start_batch(connection, members, callbacks,  # type: ignore[arg-type]
+                                                    self.clock.now())
+        self.waker.wake()
+        announce_advanced(self.events, advanced)
+        return batch_id
 
     # -- the worker ------------------------------------------------------------------------------------
 
@@ -424,8 +459,9 @@ class JobQueue:
         return status
 
     def cancel_job_sync(self, job_id: int) -> JobStatus:
-        status = self.store.request_cancel(job_id, self.now())
+        status, advanced = self.store.request_cancel(job_id, self.now())
         self.events.emit(EventType.JOB_CANCEL_REQUESTED, job_id=job_id, status=status.value)
+        announce_advanced(self.events, advanced)
         return status
 
     async def retry_job(self, job_id: int) -> None:
@@ -447,8 +483,9 @@ class JobQueue:
     def cancel_jobs_sync(self, which: JobFilter) -> tuple[int, int]:
         """Cancel every pending job `which` selects and ask the running ones to stop (their workers do within a
         heartbeat interval). Returns (cancelled, asked to stop)."""
-        cancelled, asked = self.store.cancel_matching(which, self.now())
+        cancelled, asked, advanced = self.store.cancel_matching(which, self.now())
         self.events.emit(EventType.JOBS_CANCELLED, cancelled=cancelled, asked_to_stop=asked, **_described(which))
+        announce_advanced(self.events, advanced)
         return cancelled, asked
 
     async def cleanup(self, older_than: timedelta | None = None) -> int:

@@ -10,12 +10,16 @@
             Step(SendConfirmation, after=[UpdateInventory, CreateOrder]),
         ]
 
+A step with `each=` fans out: it runs its job once per payload that `each` returns, as a batch, in parallel on any
+workers, and completes when they all have (its result: their results, in order); one that fails after its retries
+fails the step.
+
 A definition is checked when its class is created: a step named twice, a dependency on a step the workflow does
 not have, a cycle, a bad name or version fail at once, naming the workflow and the step.
 """
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
@@ -26,6 +30,7 @@ from main.errors import JobDefinitionError
 
 I = TypeVar("I", bound=BaseModel)  # noqa: E741  (the workflow's input model)
 PayloadBuilder = Callable[[Any, Mapping[str, Any]], Any]  # (the run's input, results of the steps it waits for)
+PayloadsBuilder = Callable[[Any, Mapping[str, Any]], Iterable[Any]]  # the same, for a step that fans out
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _VERSION = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
@@ -34,13 +39,14 @@ _VERSION = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 @dataclass(frozen=True)
 class Step:
     """A job class as a step: `after` the steps it waits for (their job classes or step names); `payload` builds
-    its payload from the run's input and those steps' results (default: the input as it is); `name` defaults to
-    the job's name."""
+    its payload from the run's input and those steps' results (default: the input as it is); `each`, instead,
+    builds several: the step fans out to a batch of its job, one per payload; `name` defaults to the job's name."""
 
     job: type[BaseJob[Any]]
     after: Sequence[type[BaseJob[Any]] | str] = ()
     payload: PayloadBuilder | None = None
     name: str | None = None
+    each: PayloadsBuilder | None = None
 
     @property
     def step_name(self) -> str:
@@ -48,6 +54,15 @@ class Step:
 
     def build_payload(self, run_input: Any, results: Mapping[str, Any]) -> Any:
         return run_input if self.payload is None else self.payload(run_input, results)
+
+    def build_payloads(self, run_input: Any, results: Mapping[str, Any]) -> list[Any]:
+        """The payloads of a step that fans out."""
+        assert self.each is not None
+        payloads = self.each(run_input, results)
+        if isinstance(payloads, str | bytes | Mapping) or not isinstance(payloads, Iterable):
+            raise TypeError(f"each= of step {self.step_name!r} must return a list of payloads, got "
+                            f"{type(payloads).__name__}")
+        return list(payloads)
 
 
 class Workflow(Generic[I]):
@@ -116,6 +131,10 @@ def ordered_steps(workflow: str, steps: Sequence[Step]) -> dict[str, Node]:
         raise JobDefinitionError(f"workflow {workflow}: steps must be a non-empty list of Step(...)")
     by_name: dict[str, Step] = {}
     for step in steps:
+        if step.each is not None and step.payload is not None:
+            raise JobDefinitionError(f"workflow {workflow}: step {step.step_name!r} has both payload= and each=; "
+                                     "each= builds the payloads of a step that fans out, payload= the one of a step "
+                                     "that runs once")
         if step.step_name in by_name:
             raise JobDefinitionError(f"workflow {workflow}: step {step.step_name!r} is declared twice; give one of "
                                      "them a name=")

@@ -14,14 +14,16 @@ from main.workflows.definition import Workflow
 
 @dataclass(frozen=True)
 class PlannedStep:
-    """A step's job as a run starts: due now (`payload` given) or blocked until `depends_on` have completed."""
+    """A step's job as a run starts: due now (`payload` given; a list of them for a step that fans out) or blocked
+    until `depends_on` have completed."""
 
     name: str
     type: str
     queue: str
     priority: int
     max_retries: int
-    payload: str | None  # the JSON document of a step that waits for nothing; the others get theirs when released
+    payload: str | list[str] | None  # the JSON document(s) of a step that waits for nothing; the others get theirs
+    # when released
     depends_on: tuple[str, ...]
 
 
@@ -67,21 +69,32 @@ class Workflows:
                                        payload, node.depends_on))
         return planned
 
-    def step_payload(self, key: str, step: str, run_input: Mapping[str, Any], results: Mapping[str, Any]) -> str:
-        """The payload of `step` of a run of `key`, from the run's input and the results of the steps it waited
-        for; raises what building or validating it raises (the step then fails, naming why)."""
+    def step_payload(self, key: str, step: str, run_input: Mapping[str, Any],
+                     results: Mapping[str, Any]) -> str | list[str]:
+        """The payload of `step` of a run of `key` (those of its batch, if it fans out), from the run's input and
+        the results of the steps it waited for; raises what building or validating it raises (the step then
+        fails, naming why)."""
         workflow = self.get(key)
         return self._document(workflow, step, workflow.input_model.model_validate(run_input), results)
 
     @staticmethod
-    def _document(workflow: type[Workflow[Any]], step: str, run_input: Any, results: Mapping[str, Any]) -> str:
+    def _document(workflow: type[Workflow[Any]], step: str, run_input: Any,
+                  results: Mapping[str, Any]) -> str | list[str]:
         """Built by the step's builder from the input and its dependencies' results (each as its job's result
         model, where the job declares one), validated by the step's job."""
         node = workflow.graph[step]
         typed = {}
         for name in node.depends_on:
-            model, value = workflow.graph[name].step.job._options().result, results.get(name)
-            typed[name] = model.model_validate(value) if model is not None and value is not None else value
+            dependency = workflow.graph[name].step
+            model, value = dependency.job._options().result, results.get(name)
+            if model is None or value is None:
+                typed[name] = value
+            elif dependency.each is not None:  # it fanned out: the results of its batch's jobs, in order
+                typed[name] = [None if item is None else model.model_validate(item) for item in value]
+            else:
+                typed[name] = model.model_validate(value)
+        if node.step.each is not None:
+            return [payload_document(node.step.job, payload) for payload in node.step.build_payloads(run_input, typed)]
         return payload_document(node.step.job, node.step.build_payload(run_input, typed))
 
 

@@ -1,3 +1,4 @@
+from main.db.entities.batch import BatchRow, BatchStatus
 from main.db.entities.campaign import CampaignRecipient, EmailCampaign, EmailDelivery
 from main.db.entities.job import TERMINAL_STATUSES, Job, JobStatus, UniqueScope
 from main.db.entities.processing_log import ProcessingLog
@@ -14,6 +15,7 @@ DEMO_TABLES = [
     CampaignRecipient.__table__, EmailDelivery.__table__, ProcessingLog.__table__, StockItem.__table__,
 ]
 
-__all__ = ["DEMO_TABLES", "TERMINAL_STATUSES", "CampaignRecipient", "Customer", "CustomerReport", "EmailCampaign",
-           "EmailDelivery", "Job", "JobStatus", "Order", "OrderStatus", "ProcessingLog", "QueueRow", "RunStatus",
-           "ScheduleRow", "StockItem", "UniqueScope", "WorkerRow", "WorkflowEdge", "WorkflowRun"]
+__all__ = ["DEMO_TABLES", "TERMINAL_STATUSES", "BatchRow", "BatchStatus", "CampaignRecipient", "Customer",
+           "CustomerReport", "EmailCampaign", "EmailDelivery", "Job", "JobStatus", "Order", "OrderStatus",
+           "ProcessingLog", "QueueRow", "RunStatus", "ScheduleRow", "StockItem", "UniqueScope", "WorkerRow",
+           "WorkflowEdge", "WorkflowRun"]

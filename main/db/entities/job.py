@@ -67,6 +67,7 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_rate_started", "rate_key", "started_at", **_where("rate_key IS NOT NULL")),
         # Workflows: a run's steps.
         sa.Index("ix_jobs_workflow_run", "workflow_run_id", **_where("workflow_run_id IS NOT NULL")),
+        sa.Index("ix_jobs_batch", "batch_id", **_where("batch_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
@@ -101,3 +102,4 @@ class Job(SQLModel, table=True):
     workflow_run_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # a step of this workflow run
     workflow_step: str | None = Field(default=None, max_length=200)
     waiting_for: int | None = None  # a blocked step: how many of the steps it depends on have not completed
+    batch_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # one of this batch's jobs

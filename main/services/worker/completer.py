@@ -16,7 +16,7 @@ from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob
 from main.db.store import JobStore
 from main.events import EventBus, EventType
-from main.events.workflows import announce_runs_ended
+from main.events.workflows import announce_advanced
 from main.services.waker import Waker
 
 _EVENTS = {Kind.COMPLETE: EventType.JOB_COMPLETED, Kind.CANCEL: EventType.JOB_CANCELLED}  # those with no more fields
@@ -93,8 +93,8 @@ class Completer:
         decisions = [finished.decision for finished in batch]
         database = self.store.database
         try:
-            steps = {f.job.id for f in batch if f.job.workflow_run_id is not None}
-            recorded = await database.run(self.store.record, self.worker_id, decisions, self.clock.now(), steps)
+            followed = {f.job.id for f in batch if f.job.has_followers}
+            recorded = await database.run(self.store.record, self.worker_id, decisions, self.clock.now(), followed)
         except DBAPIError as exc:
             if keep_on_transient_error and database.dialect.is_transient(exc):
                 self._buffer[:0] = batch
@@ -106,7 +106,7 @@ class Completer:
             return False
         for finished in batch:
             self._announce(finished, written=finished.job.id in recorded.written)
-        announce_runs_ended(self.events, recorded.runs_ended)
+        announce_advanced(self.events, recorded.advanced)
         return False
 
     def _announce(self, finished: Finished, written: bool) -> None:

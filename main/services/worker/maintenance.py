@@ -13,7 +13,7 @@ from main.clock import Clock
 from main.db.engine import describe_database_error
 from main.db.store import JobStore
 from main.events import EventBus, EventType
-from main.events.workflows import announce_runs_ended
+from main.events.workflows import announce_advanced
 
 
 class Maintenance:
@@ -39,7 +39,7 @@ class Maintenance:
         for job in recovered.jobs:
             self.events.emit(EventType.JOB_RECOVERED, job_id=job.id, job_type=job.type, queue=job.queue,
                              attempt=job.attempts, outcome=job.outcome, previous_worker=job.worker_id)
-        announce_runs_ended(self.events, recovered.runs_ended)
+        announce_advanced(self.events, recovered.advanced)
 
     async def forget_dead_workers(self) -> None:
         """Rows of workers that stopped beating without unregistering (killed, lost)."""

@@ -10,7 +10,14 @@ import anyio.to_thread
 from main.db.entities import JobStatus, RunStatus
 from main.db.store import JobFilter
 from main.errors import JobRequestError
-from main.services.documents import job_document, job_summary, queue_document, run_document, worker_document
+from main.services.documents import (
+    batch_document,
+    job_document,
+    job_summary,
+    queue_document,
+    run_document,
+    worker_document,
+)
 from main.services.job_queue import JobQueue
 
 PAGE_SIZE = 50
@@ -101,6 +108,9 @@ class Views:
 
     async def workflow(self, run_id: int) -> dict[str, Any]:
         return run_document(*await self._run(self.queue.store.workflow_run, run_id))
+
+    async def batch(self, batch_id: int) -> dict[str, Any]:
+        return batch_document(*await self._run(self.queue.store.batch, batch_id))
 
     async def workers(self) -> list[dict[str, Any]]:
         return [worker_document(w, running) for w, running in await self._run(self.queue.get_workers_sync)]
