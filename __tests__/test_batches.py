@@ -243,6 +243,9 @@ async def test_cancelling_a_run_cancels_the_jobs_of_its_fanned_out_step(queue: J
     [batch_id] = {job.batch_id for job in queue.store.list_jobs([JobStatus.CANCELLED]) if job.batch_id}
     assert batch_of(queue, batch_id).status == BatchStatus.FAILED
     assert run_status(queue, run_id) == RunStatus.CANCELLED
+    await queue.retry_job(queue.store.batch(batch_id)[1][0].id or 0)  # a job of it runs again; the run stays cancelled
+    assert run_status(queue, run_id) == RunStatus.CANCELLED
+    assert steps_of(queue, run_id)["square"].status == JobStatus.CANCELLED
 
 
 async def test_cleanup_keeps_the_jobs_of_a_running_batch(queue: JobQueue, tmp_path: Path) -> None:

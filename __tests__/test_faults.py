@@ -158,7 +158,8 @@ async def test_a_full_disk_under_sqlite_is_waited_out_and_loses_nothing(
     # SQLite reuses room in its WAL file).
     assert 0 < logged.count("database_unavailable") <= 10, logged[-2000:]
     heartbeat = re.findall(r"\] (heartbeat_\w+)", logged)
-    assert heartbeat[:1] == ["heartbeat_failed"] and heartbeat[1::2] == ["heartbeat_recovered"] * len(heartbeat[1::2])
+    # (Whether a beat fell in the outage at all depends on the machine's load: it may not have.)
+    assert heartbeat[1::2] == ["heartbeat_recovered"] * len(heartbeat[1::2]), heartbeat
     assert heartbeat[::2] == ["heartbeat_failed"] * len(heartbeat[::2]), heartbeat
 
 

@@ -140,10 +140,11 @@ def finish_fanned_step(connection: Connection, batch: BatchSettled, now: datetim
 
 def wait_again(connection: Connection, step_ids: Sequence[int], now: datetime) -> None:
     """Steps whose batch runs again (a job of it was retried) wait for it again, and what they stopped runs again."""
-    connection.execute(update(jobs).where(jobs.c.id.in_(step_ids), jobs.c.status.in_((JobStatus.FAILED,
-                                                                                        JobStatus.COMPLETED)))
-                       .values(status=JobStatus.BLOCKED, finished_at=None, last_error=None, updated_at=now))
-    for step_id in step_ids:
+    waiting = connection.execute(
+        update(jobs).where(jobs.c.id.in_(step_ids), jobs.c.status == JobStatus.FAILED)
+        .values(status=JobStatus.BLOCKED, finished_at=None, last_error=None, updated_at=now)
+        .returning(jobs.c.id)).scalars().all()
+    for step_id in waiting:  # not a step cancelled with its run: that run stays cancelled
         revive(connection, step_id, now)
 
 
