@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 
 from __tests__.conftest import ROOT, QueueFactory, wait_for
-from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow
+from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow, ResumableWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
 from main.db.store import JobFilter
 from main.errors import InvalidJobStateError, JobNotFoundError, JobRegistrationError, PayloadValidationError
@@ -282,3 +282,17 @@ async def test_a_bulk_retry_of_failed_steps_gives_their_runs_back(shop: JobQueue
     assert run_status(shop, run_id) == RunStatus.RUNNING
     await settle(shop, run_id)
     assert run_status(shop, run_id) == RunStatus.COMPLETED
+
+
+@pytest.mark.anyio
+async def test_a_resumable_step_resumes_from_its_checkpoint_and_the_run_goes_on(shop: JobQueue,
+                                                                                tmp_path: Path) -> None:
+    path = tmp_path / "steps.log"
+    run_id = await ResumableWorkflow.start({"path": str(path)})
+    await settle(shop, run_id)
+    assert run_status(shop, run_id) == RunStatus.COMPLETED
+    crunch = steps_of(shop, run_id)["crunch"]
+    assert crunch.attempts == 1 and (crunch.checkpoint or {})["resumptions"] >= 2  # interrupted, resumed
+    assert Path(f"{path}.items").read_text().split() == [str(n) for n in range(8)]  # each item once
+    seen = timeline(path)
+    assert len(seen["confirm"]["end"]) == 1 and min(seen["confirm"]["start"]) >= max(seen["crunch"]["end"])

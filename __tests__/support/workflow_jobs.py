@@ -9,6 +9,7 @@ import anyio
 from pydantic import BaseModel
 
 from main.base.jobs import BaseJob, NonRetryableError, job
+from main.base.jobs.continuation import CheckpointPolicy, Enumerator, IterationJob
 from main.workflows.definition import Step, Workflow
 
 
@@ -66,5 +67,32 @@ class CheckoutWorkflow(Workflow[Checkout]):
     ]
 
 
-JOBS = [StepJob]
-WORKFLOWS = [CheckoutWorkflow]
+@job(name="ResumableStepJob")
+class ResumableStepJob(IterationJob[Work]):
+    """A resumable step: eight items, interrupted every 50 ms (max_run_time) and resumed from its checkpoint."""
+
+    max_run_time = 0.05
+    checkpoint_policy = CheckpointPolicy.every_item()
+
+    def build_enumerator(self, payload: Work, cursor: int | None) -> Enumerator:
+        return self.enumerate.items(range(8), cursor=cursor)
+
+    async def each_iteration(self, item: int, payload: Work) -> None:
+        await anyio.sleep(0.02)
+        log(payload.path + ".items", f"{item}")
+        if item == 7:
+            log(payload.path, f"end {payload.step} {time.time():.6f} {self.context.job_id}")
+
+
+class ResumableWorkflow(Workflow[Checkout]):
+    """crunch (resumable, resumed several times) -> confirm."""
+
+    namespace, name, version = "shop", "resumable", "1.0.0"
+    steps = [
+        Step(ResumableStepJob, name="crunch", payload=work("crunch")),
+        Step(StepJob, name="confirm", after=["crunch"], payload=work("confirm")),
+    ]
+
+
+JOBS = [StepJob, ResumableStepJob]
+WORKFLOWS = [CheckoutWorkflow, ResumableWorkflow]
