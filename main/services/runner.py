@@ -36,7 +36,7 @@ class RunningJob:
     signal: StopSignal = field(default_factory=StopSignal)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     stop_reason: StopReason | None = None
-    thread_released: anyio.Event = field(default_factory=anyio.Event)  # see JobContext.thread_released
+    thread_released: anyio.Event | None = None  # a sync `perform`'s only (see JobContext.thread_released)
 
     def stop(self, reason: StopReason) -> None:
         """Stop at once (the scope is cancelled); the graceful request goes through `signal` instead."""
@@ -90,6 +90,8 @@ async def run_job(
         payload = validate_payload(job_class, job.payload)
     except PayloadValidationError as exc:
         return Failed(f"stored payload is no longer valid: {exc}", retryable=False)
+    if not job_class._async_perform:  # an event costs as much as a no-op job: built only for those that need it
+        running.thread_released = anyio.Event()
     context = JobContext(
         job_type=job.type, job_id=job.id, attempt=job.attempts, max_retries=job.max_retries, queue=job.queue,
         database=database, checkpoints=checkpoints, stop=running.signal, threads=threads,

@@ -50,6 +50,7 @@ class Executions:
         does not return cannot be interrupted, and must not keep the worker from exiting."""
         stuck = list(self)
         for running in stuck:
-            running.thread_released.set()
+            if running.thread_released is not None:
+                running.thread_released.set()
         self.abandoned += len(stuck)
         return stuck

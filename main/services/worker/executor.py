@@ -6,7 +6,6 @@ Slots outlive their jobs because starting a task costs several times what runnin
 still gets a cancel scope of its own (cancel, timeout, lease lost, shutdown).
 """
 
-import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -28,6 +27,7 @@ from main.services.runner import Paused, RunningJob, run_job
 from main.services.waker import Waker
 from main.services.worker.completer import Completer, Finished
 from main.services.worker.executions import Executions
+from main.services.worker.handover import Handover
 
 
 def _unheard(decision: Decision) -> None:
@@ -41,15 +41,15 @@ class Executor:
         self.job_class, self.store, self.worker_id, self.clock = job_class, store, worker_id, clock
         self.events, self.propagator = events, propagator
         self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
-        self._handed_over, self._to_run = anyio.create_memory_object_stream[RunningJob](math.inf)
+        self._handover: Handover[RunningJob] = Handover()
 
     def start(self, running: RunningJob) -> None:
         """Hand a claimed job to the next free slot (the producer claims no more jobs than there are slots)."""
-        self._handed_over.send_nowait(running)
+        self._handover.put(running)
 
     def close(self) -> None:
         """No more jobs: the slots finish what was handed over, then end."""
-        self._handed_over.close()
+        self._handover.close()
 
     async def run_slots(self, slots: int) -> None:
         """Run `slots` slots until `close()` and until every job handed over has run."""
@@ -58,7 +58,7 @@ class Executor:
                 tg.start_soon(self._slot, name=f"slot {slot}")
 
     async def _slot(self) -> None:
-        async for running in self._to_run:
+        while (running := await self._handover.take()) is not None:
             await self.run(running)
 
     async def run(self, running: RunningJob) -> None:
