@@ -63,22 +63,23 @@ class Executor:
 
     async def run(self, running: RunningJob) -> None:
         job = running.job
-        with structlog.contextvars.bound_contextvars(job_id=job.id, job_type=job.type, attempt=job.attempts):
+        # Bound and reset by token: structlog's bound_contextvars() reads the whole context first, on every job.
+        bound = structlog.contextvars.bind_contextvars(job_id=job.id, job_type=job.type, attempt=job.attempts)
+        try:
             if self.events.wants(EventType.JOB_STARTED):
                 self.events.emit(EventType.JOB_STARTED, job_id=job.id, job_type=job.type, queue=job.queue,
                                  attempt=job.attempts)
             started = time.monotonic()
             job_class = self.job_class(job.type)
             checkpoints = RowCheckpoints(self.store, job.id, self.worker_id, job.checkpoint, self.clock.now)
-            try:
-                with self.propagator.around(job) if self.propagator else nullcontext(_unheard) as settle:
-                    outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads,
-                                            self.events)
-                    decision = decide(job, outcome, job_class.options.backoff if job_class else None,
-                                      self.clock.now())
-                    settle(decision)
-                note = f"paused: {outcome.reason}" if isinstance(outcome, Paused) else "worker shutting down"
-                self.completer.submit(Finished(job, decision, time.monotonic() - started, note))
-            finally:
-                self.executions.remove(running)
-                self.waker.wake()  # a slot is free
+            with self.propagator.around(job) if self.propagator else nullcontext(_unheard) as settle:
+                outcome = await run_job(running, job_class, self.store.database, checkpoints, self.threads,
+                                        self.events)
+                decision = decide(job, outcome, job_class.options.backoff if job_class else None, self.clock.now())
+                settle(decision)
+            note = f"paused: {outcome.reason}" if isinstance(outcome, Paused) else "worker shutting down"
+            self.completer.submit(Finished(job, decision, time.monotonic() - started, note))
+        finally:
+            self.executions.remove(running)
+            self.waker.wake()  # a slot is free
+            structlog.contextvars.reset_contextvars(**bound)
