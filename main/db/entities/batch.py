@@ -11,7 +11,6 @@ from main.db.types import BigIntId, StoredJSON, UTCDateTime
 
 
 class BatchStatus(StrEnum):
-    WAITING = "waiting"  # a workflow step that fans out: its jobs are written when the step's dependencies complete
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # every job completed
     FAILED = "failed"  # every job ended, at least one failed or was cancelled
