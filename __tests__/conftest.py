@@ -145,6 +145,12 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         worker.stop(signal.SIGKILL)
 
 
+def wait_started(*workers: WorkerProcess, timeout: float = 30) -> None:
+    """Until each worker process has logged worker_started: on a loaded machine one may start so late that the
+    others have run every job before it claims any."""
+    wait_for(lambda: all("worker_started" in worker.logs() for worker in workers), timeout=timeout)
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.02) -> Any:
     """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

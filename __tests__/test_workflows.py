@@ -12,7 +12,7 @@ import anyio
 import pytest
 from sqlmodel import select
 
-from __tests__.conftest import ROOT, QueueFactory, wait_for
+from __tests__.conftest import ROOT, QueueFactory, wait_for, wait_started
 from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow, ResumableWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
 from main.db.store import JobFilter
@@ -95,7 +95,7 @@ async def test_a_diamond_join_runs_once_when_both_branches_end_together_on_diffe
         runs.append((path, await CheckoutWorkflow.start({"path": str(path), "seconds": 0.05})))
     async with anyio.create_task_group() as tg:
         for worker in workers:
-            tg.start_soon(worker.run)
+            await tg.start(worker.run)
         await wait_for_async(lambda: all(run_status(workers[0], run_id) == RunStatus.COMPLETED for _, run_id in runs))
         for worker in workers:
             worker.stop()
@@ -164,8 +164,8 @@ async def test_bad_input_and_unregistered_workflows_are_refused(shop: JobQueue, 
 @pytest.mark.slow
 def test_three_worker_processes_keep_the_order_of_every_run(shop: JobQueue, start_worker, database_url: str,
                                                             tmp_path: Path) -> None:
-    for _ in range(3):
-        start_worker(database_url, "--concurrency", "4", JOBQUEUE_JOBS_MODULE="__tests__.support.workflow_jobs")
+    wait_started(*[start_worker(database_url, "--concurrency", "4",
+                                JOBQUEUE_JOBS_MODULE="__tests__.support.workflow_jobs") for _ in range(3)])
     runs = [(tmp_path / f"run{n}.log", shop.start_workflow_sync(
         CheckoutWorkflow, {"path": str(tmp_path / f"run{n}.log"), "seconds": 0.05, "flaky": n % 2 == 0}))
         for n in range(6)]
@@ -296,3 +296,21 @@ async def test_a_resumable_step_resumes_from_its_checkpoint_and_the_run_goes_on(
     assert Path(f"{path}.items").read_text().split() == [str(n) for n in range(8)]  # each item once
     seen = timeline(path)
     assert len(seen["confirm"]["end"]) == 1 and min(seen["confirm"]["start"]) >= max(seen["crunch"]["end"])
+
+
+@pytest.mark.anyio
+async def test_a_step_waiting_for_a_failed_one_is_not_retried_before_it(shop: JobQueue, tmp_path: Path) -> None:
+    """Before: it went back to pending with the empty payload of a step never released, and failed validating it."""
+    broken = tmp_path / "broken"
+    broken.touch()
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
+    await settle(shop, run_id)
+    confirm = steps_of(shop, run_id)["confirm"]
+    assert confirm.status == JobStatus.CANCELLED
+    with pytest.raises(InvalidJobStateError, match="waits for 'inventory' \\(failed\\): retry that step instead"):
+        await shop.retry_job(confirm.id or 0)
+    assert shop.retry_jobs_sync(JobFilter(statuses=(JobStatus.CANCELLED,))) == 0  # the bulk retry leaves it too
+    broken.unlink()
+    await shop.retry_job(steps_of(shop, run_id)["inventory"].id or 0)  # the failed step: the run goes on
+    await settle(shop, run_id)
+    assert steps_of(shop, run_id)["confirm"].status == JobStatus.COMPLETED

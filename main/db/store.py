@@ -364,6 +364,12 @@ class JobStore:
                 raise InvalidJobStateError(
                     f"job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
                 )
+            if job.workflow_run_id is not None and (
+                    waiting := workflow_steps.unfinished_dependencies(session.connection(), job_id)):
+                listed = ", ".join(f"{name!r} ({status})" for name, status in waiting)
+                raise InvalidJobStateError(
+                    f"job {job_id} is step {job.workflow_step!r} of workflow run {job.workflow_run_id}, which waits "
+                    f"for {listed}: retry that step instead; this one runs again once it has completed")
             if (batch_id := batch_members.fans_out(session.connection(), job_id)) is not None:
                 raise InvalidJobStateError(
                     f"job {job_id} is step {job.workflow_step!r}, which ran as batch {batch_id}; retry the batch's "
@@ -384,7 +390,8 @@ class JobStore:
     def retry_matching(self, which: JobFilter, now: datetime) -> int:
         """`retry_now` for every failed or cancelled job `which` selects, in one statement. Returns how many."""
         which.only(JobStatus.FAILED, JobStatus.CANCELLED, verb="retry")
-        stmt = update(jobs_table).where(*which.conditions(), _KEY_FREE, _NOT_FANNED_OUT).values(
+        stmt = update(jobs_table).where(*which.conditions(), _KEY_FREE, _NOT_FANNED_OUT,
+                                        workflow_steps.ready_to_retry()).values(
             status=JobStatus.PENDING, attempts=0, run_at=now, updated_at=now, finished_at=None, worker_id=None,
             lease_expires_at=None, cancel_requested=False).returning(jobs_table.c.id, jobs_table.c.workflow_run_id,
                                                                      jobs_table.c.batch_id)

@@ -198,6 +198,22 @@ def cancel_run(connection: Connection, run_id: int, now: datetime) -> tuple[int,
     return cancelled, asked
 
 
+def unfinished_dependencies(connection: Connection, job_id: int) -> list[tuple[str, str]]:
+    """The steps a step waits for that have not completed, (name, status): a step retried before them would run
+    without the payload they build."""
+    upstream = jobs.alias("upstream")
+    return [(name, status) for name, status in connection.execute(
+        select(upstream.c.workflow_step, upstream.c.status).join(edges, edges.c.from_job_id == upstream.c.id)
+        .where(edges.c.to_job_id == job_id, upstream.c.status != JobStatus.COMPLETED).order_by(upstream.c.id))]
+
+
+def ready_to_retry() -> Any:
+    """A condition on `jobs`: not a step with a dependency that has not completed (see unfinished_dependencies)."""
+    upstream = jobs.alias("upstream")
+    return ~exists().where(edges.c.to_job_id == jobs.c.id, upstream.c.id == edges.c.from_job_id,
+                           upstream.c.status != JobStatus.COMPLETED)
+
+
 def revive(connection: Connection, job_id: int, now: datetime) -> None:
     """A failed or cancelled step was retried: the steps cancelled because of it wait again (each for its
     dependencies not completed), and its run runs again."""
