@@ -7,6 +7,8 @@ skipped with the reason, except under CI=true, where that is a failure.
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -143,6 +145,17 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for worker in workers:
         worker.stop(signal.SIGKILL)
+
+
+def run_cli(database_url: str, jobs_module: str, *args: str) -> str:
+    """`jobqueue ARGS` in a process of its own on `database_url` (160 columns wide); its output. A non-zero exit
+    fails the test with its stderr."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url,
+           "JOBQUEUE_JOBS_MODULE": jobs_module, "COLUMNS": "160"}
+    done = subprocess.run([sys.executable, "-m", "main.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def wait_started(*workers: WorkerProcess, timeout: float = 30) -> None:

@@ -3,9 +3,6 @@ different workers; a retry opens a batch again; a workflow step fans out to a ba
 results."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +12,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from __tests__.conftest import ROOT, QueueFactory, wait_for
+from __tests__.conftest import QueueFactory, run_cli, wait_for
 from __tests__.support.batch_jobs import (
     JOBS,
     WORKFLOWS,
@@ -265,14 +262,9 @@ async def test_the_cli_and_the_api_show_a_batch(queue: JobQueue, database_url: s
     path = tmp_path / "log"
     batch_id = await queue.start_batch(squares(path, 3, fail=(0,)), on_failure=callback(path, "failure"))
     await queue.run(burst=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url,
-           "JOBQUEUE_JOBS_MODULE": "__tests__.support.batch_jobs", "COLUMNS": "160"}
 
     def jobqueue(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "main.cli", "batches", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return run_cli(database_url, "__tests__.support.batch_jobs", "batches", *args)
 
     shown = json.loads(jobqueue("show", str(batch_id), "--json"))
     assert (shown["status"], shown["jobs_by_status"], shown["callbacks"]) == (

@@ -4,15 +4,13 @@ branches end together on different workers, a failure stops exactly what depends
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 from sqlmodel import select
 
-from __tests__.conftest import ROOT, QueueFactory, wait_for, wait_started
+from __tests__.conftest import QueueFactory, run_cli, wait_for, wait_started
 from __tests__.support.workflow_jobs import JOBS, WORKFLOWS, CheckoutWorkflow, ResumableWorkflow
 from main.db.entities import Job, JobStatus, RunStatus, WorkflowRun
 from main.db.store import JobFilter
@@ -184,14 +182,9 @@ async def test_the_cli_lists_runs_and_shows_one_step_by_step(shop: JobQueue, dat
     broken.touch()
     run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
     await settle(shop, run_id)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url,
-           "JOBQUEUE_JOBS_MODULE": "__tests__.support.workflow_jobs", "COLUMNS": "160"}
 
     def jobqueue(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "main.cli", "workflows", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return run_cli(database_url, "__tests__.support.workflow_jobs", "workflows", *args)
 
     shown = json.loads(jobqueue("show", str(run_id), "--json"))
     assert shown["status"] == "failed" and shown["workflow"] == "shop/checkout@1.0.0"
