@@ -271,6 +271,12 @@ async def test_the_cli_and_the_api_show_a_batch(queue: JobQueue, database_url: s
         "failed", {"failed": 1, "completed": 2}, [{"on": "failure", "type": "BatchCallbackJob"}])
     table = jobqueue("show", str(batch_id))
     assert f"batch {batch_id} · failed" in table and "0 cannot be squared today" in table
+    other = await queue.start_batch(squares(path, 2))  # still running
+    [listed] = json.loads(jobqueue("list", "--status", "failed", "--json"))
+    assert (listed["id"], listed["jobs_by_status"]) == (batch_id, shown["jobs_by_status"])
+    assert f"{other} " in jobqueue("list") and "2 pending" in jobqueue("list", "--status", "running")
     async with client(dashboard_app(queue)) as http:
         assert (await http.get(f"/api/batches/{batch_id}")).json()["jobs_by_status"] == shown["jobs_by_status"]
+        assert [b["id"] for b in (await http.get("/api/batches")).json()] == [other, batch_id]
+        assert (await http.get("/api/batches", params={"status": "lost"})).status_code == 400
         assert (await http.get("/api/batches/999999")).status_code == 404

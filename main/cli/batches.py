@@ -1,4 +1,4 @@
-"""`jobqueue batches show ID`: a batch, its counts and callbacks, and its jobs."""
+"""`jobqueue batches list/show ID`: batches, and one batch with its counts, callbacks and jobs."""
 
 from typing import Annotated
 
@@ -6,9 +6,10 @@ import typer
 
 from main.cli import AsJson, app, open_queue
 from main.cli.output import console, fitted_table, print_json
-from main.services.documents import batch_document
+from main.db.entities import BatchStatus
+from main.services.documents import batch_document, batch_summary
 
-batches_app = typer.Typer(help="Batches: jobs enqueued together with callbacks that run once they have all ended.",
+batches_app = typer.Typer(help="Batches: jobs enqueued together, with callbacks that run once they have all ended.",
                           no_args_is_help=True)
 app.add_typer(batches_app, name="batches")
 
@@ -33,3 +34,22 @@ def show(batch_id: Annotated[int, typer.Argument(metavar="ID", help="The batch's
             for job in document["jobs"]]
     if rows:
         console.print(fitted_table("jobs, in the order given", rows, give_way=("error",)))
+
+
+@batches_app.command("list")
+def list_batches(
+    status: Annotated[BatchStatus | None, typer.Option(help="Only batches in this state")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """The newest batches, with their jobs by status."""
+    batches = [batch_summary(batch, counts) for batch, counts in open_queue().store.batches(status, limit)]
+    if as_json:
+        print_json(batches)
+        return
+    rows = [{"batch": str(batch["id"]), "status": batch["status"], "total": str(batch["total"]),
+             "jobs": " ".join(f"{n} {job_status}" for job_status, n in batch["jobs_by_status"].items()),
+             "callbacks": ", ".join(c["on"] for c in batch["callbacks"]) or "-",
+             "started (UTC)": batch["created_at"][:19].replace("T", " ")} for batch in batches]
+    console.print(fitted_table(f"{len(rows)} batch(es), newest first", rows, give_way=("jobs",))
+                  if rows else "no batches")

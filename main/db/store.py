@@ -643,6 +643,21 @@ class JobStore:
             self.database.dialect.announce(joined, Channel.NEW_JOBS)
         return batch_id, replace(advanced, batches_started=[(batch_id, len(members))])
 
+    def batches(self, status: BatchStatus | None, limit: int) -> list[tuple[BatchRow, dict[str, int]]]:
+        """The newest batches (of `status`, if given), each with its jobs counted by status."""
+        query = select(BatchRow).order_by(col(BatchRow.id).desc()).limit(limit)
+        if status is not None:
+            query = query.where(BatchRow.status == status)
+        with self._read() as session:
+            found = list(session.exec(query))
+            counts: dict[int, dict[str, int]] = {batch.id: {} for batch in found if batch.id is not None}
+            c = jobs_table.c
+            for batch_id, job_status, n in session.execute(
+                    core_select(c.batch_id, c.status, func.count()).where(c.batch_id.in_(list(counts)))
+                    .group_by(c.batch_id, c.status)):
+                counts[batch_id][job_status] = n
+        return [(batch, counts[batch.id or 0]) for batch in found]
+
     def batch(self, batch_id: int) -> tuple[BatchRow, list[Job]]:
         """A batch and its jobs, in the order they were given."""
         with self._read() as session:

@@ -40,20 +40,24 @@ def worker_document(worker: WorkerRow, running: int) -> dict[str, Any]:
     return {**worker.model_dump(mode="json"), "running": running}
 
 
-def batch_document(batch: BatchRow, jobs: list[Job]) -> dict[str, Any]:
-    """A batch with its jobs (in the order they were given) and its callbacks."""
-    by_status: dict[str, int] = {}
-    for job in jobs:
-        by_status[job.status.value] = by_status.get(job.status.value, 0) + 1
+def batch_summary(batch: BatchRow, jobs_by_status: dict[str, int]) -> dict[str, Any]:
+    """A batch in a list: its status, its jobs counted by status, its callbacks."""
     ended = batch.finished_at or None
     return {
-        "id": batch.id, "status": str(batch.status), "total": batch.total, "jobs_by_status": by_status,
+        "id": batch.id, "status": str(batch.status), "total": batch.total, "jobs_by_status": jobs_by_status,
         "created_at": batch.created_at.isoformat(), "finished_at": ended.isoformat() if ended else None,
         "seconds": (ended - batch.created_at).total_seconds() if ended else None,
         "callbacks": [{"on": callback["on"], "type": callback["type"]} for callback in batch.callbacks],
         "workflow_run_id": batch.workflow_run_id, "step_job_id": batch.step_job_id,
-        "jobs": [job_summary(job) for job in jobs],
     }
+
+
+def batch_document(batch: BatchRow, jobs: list[Job]) -> dict[str, Any]:
+    """A batch with its jobs, in the order they were given."""
+    by_status: dict[str, int] = {}
+    for job in jobs:
+        by_status[job.status.value] = by_status.get(job.status.value, 0) + 1
+    return {**batch_summary(batch, by_status), "jobs": [job_summary(job) for job in jobs]}
 
 
 def run_document(run: WorkflowRun, steps: list[Job], depends_on: dict[str, list[str]]) -> dict[str, Any]:

@@ -7,6 +7,7 @@
     GET  /api/workers                       the live workers
     GET  /api/workflows?status=&limit=      workflow runs, newest first, with their steps by status
     GET  /api/workflows/{id}                a run: each step with what it waits for, state, attempts, result or error
+    GET  /api/batches?status=&limit=        batches, newest first, with their jobs by status
     GET  /api/batches/{id}                  a batch: its status, counts, callbacks and jobs
     POST /api/jobs/{id}/retry | /cancel     one job
     POST /api/jobs/retry | /cancel          every job the filter (same parameters as the listing) selects
@@ -65,6 +66,7 @@ def api_routes(views: Views, security: Security) -> list[Route]:
         Route("/api/workers", read(lambda r: views.workers())),
         Route("/api/workflows", read(lambda r: views.workflows(r.query_params))),
         Route("/api/workflows/{run_id:int}", read(lambda r: views.workflow(int(r.path_params["run_id"])))),
+        Route("/api/batches", read(lambda r: views.batches(r.query_params))),
         Route("/api/batches/{batch_id:int}", read(lambda r: views.batch(int(r.path_params["batch_id"])))),
         Route("/api/jobs/{job_id:int}/retry", act(lambda r: views.retry(job_id(r))), methods=["POST"]),
         Route("/api/jobs/{job_id:int}/cancel", act(lambda r: views.cancel(job_id(r))), methods=["POST"]),

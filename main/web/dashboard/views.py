@@ -3,15 +3,17 @@ of the queue's, in a thread (the queue's calls block)."""
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from main.db.entities import JobStatus, RunStatus
+from main.db.entities import BatchStatus, JobStatus, RunStatus
 from main.db.store import JobFilter
 from main.errors import JobRequestError
 from main.services.documents import (
     batch_document,
+    batch_summary,
     job_document,
     job_summary,
     queue_document,
@@ -20,6 +22,7 @@ from main.services.documents import (
 )
 from main.services.job_queue import JobQueue
 
+S = TypeVar("S", bound=StrEnum)
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 THROUGHPUT_MINUTES = 60
@@ -58,6 +61,16 @@ def _integer(params: Any, name: str, low: int, high: int) -> int | None:
     if not value.isdigit() or not low <= int(value) <= high:
         raise JobRequestError(f"{name} must be a whole number from {low} to {high}; got {value!r:.40}")
     return int(value)
+
+
+def _status(params: Any, kind: type[S]) -> S | None:
+    """The `status` parameter as one of `kind`'s members (None if not given)."""
+    value = params.get("status") or None
+    if value is None:
+        return None
+    if value not in kind.__members__.values():
+        raise JobRequestError(f"status must be one of {', '.join(kind)}; got {value!r:.40}")
+    return kind(value)
 
 
 class Views:
@@ -99,15 +112,17 @@ class Views:
         return job_document(await self._run(self.queue.store.get, job_id))
 
     async def workflows(self, params: Any) -> list[dict[str, Any]]:
-        status = params.get("status") or None
-        if status is not None and status not in RunStatus.__members__.values():
-            raise JobRequestError(f"status must be one of {', '.join(RunStatus)}; got {status!r:.40}")
         limit = _integer(params, "limit", 1, MAX_PAGE_SIZE) or PAGE_SIZE
-        found = await self._run(self.queue.store.workflow_runs, RunStatus(status) if status else None, limit)
+        found = await self._run(self.queue.store.workflow_runs, _status(params, RunStatus), limit)
         return [run_document(run, steps, {}) for run, steps in found]
 
     async def workflow(self, run_id: int) -> dict[str, Any]:
         return run_document(*await self._run(self.queue.store.workflow_run, run_id))
+
+    async def batches(self, params: Any) -> list[dict[str, Any]]:
+        limit = _integer(params, "limit", 1, MAX_PAGE_SIZE) or PAGE_SIZE
+        found = await self._run(self.queue.store.batches, _status(params, BatchStatus), limit)
+        return [batch_summary(batch, counts) for batch, counts in found]
 
     async def batch(self, batch_id: int) -> dict[str, Any]:
         return batch_document(*await self._run(self.queue.store.batch, batch_id))
