@@ -4,7 +4,7 @@ results."""
 
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -130,7 +130,8 @@ def test_callbacks_run_once_under_three_worker_processes(queue: JobQueue, start_
 
 async def test_an_empty_batch_settles_at_once(queue: JobQueue, tmp_path: Path) -> None:
     path = tmp_path / "log"
-    batch_id = await queue.start_batch([], on_success=callback(path, "success"))
+    stamped = JobRequest(BatchCallbackJob, {"path": str(path), "label": "success", "at": datetime.now(UTC)})
+    batch_id = await queue.start_batch([], on_success=stamped)
     assert batch_of(queue, batch_id).status == BatchStatus.SUCCEEDED
     await queue.run(burst=True)
     assert callbacks_written(path) == [f"callback success {batch_id} succeeded 0 0 0 0"]

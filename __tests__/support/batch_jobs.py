@@ -3,6 +3,7 @@ squares a number (failing on demand, ending at a given instant so that the last 
 different workers), a callback that writes what it was given, and a workflow whose middle step fans out."""
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class Settled(BaseModel):
     path: str
     label: str
     batch: BatchOutcome
+    at: datetime | None = None  # not JSON as given: stored as the model dumps it
 
 
 @job(name="BatchCallbackJob")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from main.base.jobs import JobRequest
-from main.base.jobs.base_job import validate_payload
+from main.base.jobs.base_job import model_document, validate_payload
 from main.errors import JobRequestError
 
 CallbackOn = Literal["success", "failure", "complete"]
@@ -56,8 +56,10 @@ def callback_specs(callbacks: Mapping[CallbackOn, JobRequest | None]) -> list[di
         if not isinstance(given, Mapping) or "batch" in given:
             raise JobRequestError(f"on_{on}: the payload must be a mapping without a 'batch' key (the batch's "
                                   "outcome is added there when it settles)")
-        validate_payload(request.job_class, {**given, "batch": _SAMPLE})
-        specs.append({"on": on, "type": options.name, "payload": json.loads(json.dumps(dict(given))),
+        stored = json.loads(model_document(request.job_class, validate_payload(request.job_class,
+                                                                             {**given, "batch": _SAMPLE})))
+        stored.pop("batch", None)  # the outcome goes there when the batch settles
+        specs.append({"on": on, "type": options.name, "payload": stored,
                       "queue": request.queue or options.queue,
                       "priority": options.priority if request.priority is None else request.priority,
                       "max_retries": options.max_retries})
