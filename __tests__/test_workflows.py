@@ -59,6 +59,15 @@ async def settle(queue: JobQueue, run_id: int) -> None:
             await anyio.sleep(0.02)
 
 
+async def failed_at_inventory(shop: JobQueue, tmp_path: Path) -> tuple[int, Path]:
+    """A run whose inventory step fails for good (while the returned file exists), worked until it has ended."""
+    broken = tmp_path / "broken"
+    broken.touch()
+    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
+    await settle(shop, run_id)
+    return run_id, broken
+
+
 @pytest.fixture
 def shop(make_queue: QueueFactory) -> JobQueue:
     return make_queue(jobs=JOBS, workflows=WORKFLOWS, concurrency=5)
@@ -178,10 +187,7 @@ def test_three_worker_processes_keep_the_order_of_every_run(shop: JobQueue, star
 @pytest.mark.anyio
 async def test_the_cli_lists_runs_and_shows_one_step_by_step(shop: JobQueue, database_url: str,
                                                               tmp_path: Path) -> None:
-    broken = tmp_path / "broken"
-    broken.touch()
-    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
-    await settle(shop, run_id)
+    run_id, _ = await failed_at_inventory(shop, tmp_path)
 
     def jobqueue(*args: str) -> str:
         return run_cli(database_url, "__tests__.support.workflow_jobs", "workflows", *args)
@@ -241,10 +247,7 @@ async def test_a_run_announces_its_start_and_its_end(shop: JobQueue, tmp_path: P
         seen.append((event.type.value, event.run_id))
 
     shop.subscribe("workflow.*", record)
-    broken = tmp_path / "broken"
-    broken.touch()
-    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
-    await settle(shop, run_id)
+    run_id, broken = await failed_at_inventory(shop, tmp_path)
     broken.unlink()
     await shop.retry_job(steps_of(shop, run_id)["inventory"].id or 0)
     await settle(shop, run_id)
@@ -265,10 +268,7 @@ async def test_cancelling_a_due_step_by_hand_stops_what_depends_on_it(shop: JobQ
 
 @pytest.mark.anyio
 async def test_a_bulk_retry_of_failed_steps_gives_their_runs_back(shop: JobQueue, tmp_path: Path) -> None:
-    broken = tmp_path / "broken"
-    broken.touch()
-    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
-    await settle(shop, run_id)
+    run_id, broken = await failed_at_inventory(shop, tmp_path)
     broken.unlink()
     assert shop.retry_jobs_sync(JobFilter(statuses=(JobStatus.FAILED,))) == 1
     assert steps_of(shop, run_id)["confirm"].status == JobStatus.BLOCKED
@@ -294,10 +294,7 @@ async def test_a_resumable_step_resumes_from_its_checkpoint_and_the_run_goes_on(
 @pytest.mark.anyio
 async def test_a_step_waiting_for_a_failed_one_is_not_retried_before_it(shop: JobQueue, tmp_path: Path) -> None:
     """Before: it went back to pending with the empty payload of a step never released, and failed validating it."""
-    broken = tmp_path / "broken"
-    broken.touch()
-    run_id = await CheckoutWorkflow.start({"path": str(tmp_path / "steps.log"), "broken": str(broken)})
-    await settle(shop, run_id)
+    run_id, broken = await failed_at_inventory(shop, tmp_path)
     confirm = steps_of(shop, run_id)["confirm"]
     assert confirm.status == JobStatus.CANCELLED
     with pytest.raises(InvalidJobStateError, match="waits for 'inventory' \\(failed\\): retry that step instead"):
