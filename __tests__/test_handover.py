@@ -19,12 +19,9 @@ async def test_a_waiting_slot_is_woken_by_an_item_and_close_ends_the_others() ->
     handover: Handover[int] = Handover()
     taken: list[int | None] = []
 
-    async def slot() -> None:
-        taken.append(await handover.take())
-
     async with anyio.create_task_group() as tg:
         for _ in range(3):
-            tg.start_soon(slot)
+            tg.start_soon(_slot, handover, taken)
         await anyio.wait_all_tasks_blocked()
         handover.put(7)
         await anyio.wait_all_tasks_blocked()
@@ -39,14 +36,11 @@ async def test_a_slot_cancelled_while_waiting_does_not_swallow_the_next_item() -
     handover: Handover[int] = Handover()
     taken: list[int | None] = []
 
-    async def slot() -> None:
-        taken.append(await handover.take())
-
     async with anyio.create_task_group() as tg:
         async with anyio.create_task_group() as doomed:
             doomed.start_soon(handover.take)  # waits first: the one an item would wake, were its wake-up kept
             await anyio.wait_all_tasks_blocked()
-            tg.start_soon(slot)
+            tg.start_soon(_slot, handover, taken)
             await anyio.wait_all_tasks_blocked()
             doomed.cancel_scope.cancel()
         handover.put(1)
@@ -54,3 +48,7 @@ async def test_a_slot_cancelled_while_waiting_does_not_swallow_the_next_item() -
             while not taken:
                 await anyio.sleep(0.01)
     assert taken == [1]
+
+
+async def _slot(handover: Handover[int], taken: list[int | None]) -> None:
+    taken.append(await handover.take())
