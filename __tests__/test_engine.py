@@ -272,7 +272,7 @@ async def test_the_claim_and_the_outcomes_use_the_partial_indexes(make_queue: Qu
     claim = next(entry for entry in recorder.updates if "'pending'" in entry[0])
     assert "ix_jobs_pending" in recorder.plan(*claim)  # due jobs in claim order, no sort of every pending row
     recovery = next(entry for entry in recorder.updates if "lease_expires_at <" in entry[0])
-    assert "ix_jobs_running_lease" in recorder.plan(*recovery)  # only running jobs, by lease
+    assert "ix_jobs_leased" in recorder.plan(*recovery)  # only running jobs, by lease
 
 
 async def test_a_claim_for_some_queues_reads_their_index(make_queue: QueueFactory) -> None:
@@ -315,3 +315,24 @@ def test_enqueued_rows_are_stored_as_sqlalchemy_stores_them(sqlite_queue: JobQue
     ours, sqlalchemys = ({**row._mapping, "payload": json.loads(row.payload)} for row in rows)
     assert ours == sqlalchemys
     assert sqlite_queue.store.get(job_id).run_at == when
+
+
+async def test_outcomes_look_their_jobs_up_by_id_not_through_the_index_of_running_jobs(
+        make_queue: QueueFactory) -> None:
+    """Such an index holds an entry for every job that ran since the last vacuum: PostgreSQL chose to read all of it for
+    each batch of outcomes (20-35 ms a batch at 15,000 jobs/s), taking the outcome's `status = 'running'` as the cue."""
+    queue = make_queue(concurrency=100)
+    await NoopJob.perform_bulk([{"n": n} for n in range(300)])
+    if queue.database.dialect.name == "postgresql":
+        with queue.database.connection() as connection:
+            connection.exec_driver_sql("ANALYZE jobs")  # no running jobs yet: their index looks cheapest to read
+    recorder = StatementRecorder(queue)
+    try:
+        await queue.run(burst=True)
+    finally:
+        recorder.close()
+    assert queue.get_status_sync().counts_by_status["completed"] == 300
+    outcomes = [entry for entry in recorder.updates if "jobs.id IN (SELECT jobs.id" in entry[0]]
+    assert outcomes
+    for outcome in outcomes:
+        assert "ix_jobs_" not in recorder.plan(*outcome)  # by primary key only, no secondary index

@@ -38,6 +38,10 @@ def jobs_columns(database: Database) -> set[str]:
     return {column["name"] for column in inspect(database.engine).get_columns("jobs")}
 
 
+def jobs_indexes(database: Database) -> set[str | None]:
+    return {index["name"] for index in inspect(database.engine).get_indexes("jobs")}
+
+
 def tables(database: Database) -> set[str]:
     return set(inspect(database.engine).get_table_names())
 
@@ -114,8 +118,9 @@ def test_downgrading_one_revision_and_back_keeps_the_jobs(database: Database) ->
     job_id = enqueue_one(database)
     previous = schema.revisions()[-2]
     assert schema.downgrade(database, previous) == (schema.head(), previous)
-    assert "batch_id" not in jobs_columns(database)  # what the newest revision added
+    assert "ix_jobs_leased" not in jobs_indexes(database)  # what the newest revision added
     schema.upgrade(database)
+    assert "ix_jobs_leased" in jobs_indexes(database)
     assert JobStore(database).get(job_id).status.value == "pending"
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # The revision this code works with: read at every start-up without loading Alembic (a tenth of a second per
 # process); a test checks that it is the head of main/db/migrations/versions/.
-HEAD = "0010"
+HEAD = "0011"
 VERSION_TABLE = "jobqueue_alembic_version"
 _LEGACY_TABLE = "jobqueue_schema"  # releases before Alembic: one row, the schema version
 _MODEL_TABLES = [entities.Job.__table__, entities.WorkerRow.__table__, entities.QueueRow.__table__,  # type: ignore[attr-defined]

@@ -51,8 +51,9 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_pending", sa.desc("priority"), "run_at", "id", **_where("status = 'pending'")),
         # ... and over some queues (workers started with --queue):
         sa.Index("ix_jobs_pending_queue", "queue", sa.desc("priority"), "run_at", "id", **_where("status = 'pending'")),
-        # Lease recovery: running jobs by when their lease expires.
-        sa.Index("ix_jobs_running_lease", "lease_expires_at", **_where("status = 'running'")),
+        # Lease recovery: running jobs by when their lease expires. Not `status = 'running'`: outcomes ask for that
+        # status (to check the job is still the worker's) and must look their jobs up by id (revision 0011).
+        sa.Index("ix_jobs_leased", "lease_expires_at", **_where("lease_expires_at IS NOT NULL")),
         # Cleanup: finished jobs by when they finished.
         sa.Index("ix_jobs_finished_at", "finished_at", **_where("finished_at IS NOT NULL")),
         # Unique jobs: a duplicate enqueue conflicts here and writes nothing (ON CONFLICT DO NOTHING). A key of
