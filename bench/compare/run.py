@@ -29,7 +29,7 @@ class Plan:
     rss_jobs: int
 
 
-QUICK = Plan(enqueue=2_000, bulk=10_000, process=5_000, rounds=3, latency_samples=50, idle_seconds=10,
+QUICK = Plan(enqueue=2_000, bulk=10_000, process=10_000, rounds=3, latency_samples=50, idle_seconds=10,
              rss_jobs=20_000)
 FULL = Plan(enqueue=10_000, bulk=10_000, process=10_000, rounds=5, latency_samples=200, idle_seconds=30,
             rss_jobs=100_000)

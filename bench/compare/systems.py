@@ -102,7 +102,10 @@ class Jobqueue(System):
         return {**super().env(), "JOBQUEUE_DATABASE_URL": self.url}
 
     def remaining(self) -> int:
-        return sum(n for status, _, n in self.queue.store.counts() if status in ("pending", "running"))
+        # One count over the table, no grouping: it is asked every 10 ms while the workers run, on the same cores.
+        with self.queue.database.engine.connect() as connection:
+            return int(connection.exec_driver_sql(
+                "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')").scalar_one())
 
 
 class Huey(System):
