@@ -51,6 +51,22 @@ def status_of(queue: JobQueue, job_id: int) -> JobStatus:
     return queue.store.get(job_id).status
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # SQLite has no row locks: its writer waits
+async def test_burst_does_not_stop_while_a_due_job_is_only_locked_for_a_moment(queue: JobQueue) -> None:
+    """A claim skips rows another transaction holds (SKIP LOCKED): a heartbeat's renewal can hold a job it has
+    just released. Finding nothing to claim then is no proof that nothing is due."""
+    job_id = await NoopJob.perform_later({"n": 1})
+    with queue.database.engine.connect() as holder:
+        holder.exec_driver_sql("SELECT id FROM jobs WHERE id = %(id)s FOR UPDATE", {"id": job_id})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: queue.run(burst=True))
+            await anyio.sleep(0.3)
+            assert queue.store.get(job_id).status == JobStatus.PENDING  # skipped while held...
+            holder.rollback()
+    assert queue.store.get(job_id).status == JobStatus.COMPLETED  # ... and run once free, before the burst ended
+
+
 async def test_burst_runs_every_due_job_once(queue: JobQueue) -> None:
     ids = await NoopJob.perform_bulk([{"n": i} for i in range(20)])
     await queue.run(burst=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Text,
     Update,
     bindparam,
@@ -117,6 +118,19 @@ def _build(dialect: Dialect, some_queues: bool, one_job: bool) -> Update:
         .returning(*(cast(jobs.c[name], Text) if name in ("payload", "checkpoint", "trace_context") else jobs.c[name]
                      for name in ClaimedJob.COLUMNS))
     )
+
+
+def due_unlimited_statement(some_queues: bool) -> Select[tuple[bool]]:
+    """Whether a due pending job without limits exists in the claimable queues, read without taking a lock. When a
+    claim found nothing but this is true, another transaction held the job for a moment (SKIP LOCKED), e.g. a
+    heartbeat's renewal that locked it as it was released. Parameters: now; queues (some_queues)."""
+    jobs = jobs_table
+    due = select(jobs.c.id).where(PENDING, jobs.c.run_at <= bindparam("now", type_=jobs.c.run_at.type),
+                                  jobs.c.concurrency_key.is_(None), jobs.c.rate_key.is_(None),
+                                  ~exists(PAUSED_QUEUES.where(queues_table.c.name == jobs.c.queue)))
+    if some_queues:
+        due = due.where(jobs.c.queue.in_(bindparam("queues", expanding=True)))
+    return select(exists(due))
 
 
 def _fits(key: ColumnElement[str | None], rank: ColumnElement[int], free: ColumnElement[int]) -> ColumnElement[bool]:

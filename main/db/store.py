@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from main.db import batch_members, followups, workflow_steps
-from main.db.claim import PAUSED_QUEUES, PENDING, RUNNING, claim_statement
+from main.db.claim import PAUSED_QUEUES, PENDING, RUNNING, claim_statement, due_unlimited_statement
 from main.db.dialects import Channel
 from main.db.engine import Database
 from main.db.entities import (
@@ -207,6 +207,12 @@ class JobStore:
                   "queues": list(queues), "job_id": job_id}
         with self._connection() as connection:
             return [ClaimedJob.from_row(row) for row in connection.execute(stmt, params)]
+
+    def due_unlimited(self, queues: Sequence[str], now: datetime) -> bool:
+        """Whether a due job without limits waits in `queues` (all: empty), whoever holds its row this moment."""
+        with self._read() as session:
+            return bool(session.execute(due_unlimited_statement(bool(queues)),
+                                        {"now": now, "queues": list(queues)}).scalar())
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[int], lease_until: datetime) -> Heartbeat:
         """Renew the lease of this worker's running jobs; report cancel requests and lost jobs."""

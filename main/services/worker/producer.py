@@ -51,7 +51,7 @@ class Producer:
                 outage += 1
                 await self._wait_out_outage(exc, outage)
                 continue
-            if burst and quiet and not claimed:
+            if burst and quiet and not claimed and not await self._due_but_held():
                 return
             if not claimed or not self.executions.free:
                 await self.waker.wait(self.poll_interval)
@@ -69,6 +69,11 @@ class Producer:
             self.executions.add(running)
             self.executor.start(running)
         return len(claimed)
+
+    async def _due_but_held(self) -> bool:
+        """Whether a job the claim could have taken is due: it skipped it because another transaction held its row
+        for a moment (a heartbeat that locked it as it was released). A burst does not end on that."""
+        return await self.store.database.run(self.store.due_unlimited, self.queues, self.clock.now())
 
     async def _wait_out_outage(self, error: DBAPIError, failures: int) -> None:
         """The database is unreachable: running jobs go on; retry with backoff, never crash the worker."""
