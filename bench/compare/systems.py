@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import func, select
+
+from main.db.entities import Job
+
+JOBS = Job.__table__  # type: ignore[attr-defined]
 
 BIN = Path(sys.executable).parent
 
@@ -50,6 +55,13 @@ class System(ABC):
     @abstractmethod
     def remaining(self) -> int:
         """Jobs not yet taken by a worker (or not yet done, where the system can tell)."""
+
+    records_times = False  # whether `span()` can tell when the jobs started and ended
+
+    def span(self) -> tuple[float, float]:
+        """When the first job of the round started and the last one ended (seconds, one clock), from the system's
+        own records."""
+        raise NotImplementedError
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "BENCH_SQLITE": str(self.workdir / "huey.db"), "BENCH_PG_URL": self.pg_url,
@@ -106,6 +118,14 @@ class Jobqueue(System):
         with self.queue.database.engine.connect() as connection:
             return int(connection.exec_driver_sql(
                 "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')").scalar_one())
+
+
+    records_times = True
+
+    def span(self) -> tuple[float, float]:
+        with self.queue.database.engine.connect() as connection:
+            first, last = connection.execute(select(func.min(JOBS.c.started_at), func.max(JOBS.c.finished_at))).one()
+        return first.timestamp(), last.timestamp()
 
 
 class Huey(System):
@@ -173,6 +193,16 @@ class Procrastinate(System):
             row = connection.execute(
                 "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')").fetchone()
         return int(row[0])  # type: ignore[index]
+
+
+    records_times = True
+
+    def span(self) -> tuple[float, float]:
+        with psycopg.connect(self.pg_url) as connection:
+            first, last = connection.execute(
+                "SELECT min(at) FILTER (WHERE type = 'started'), max(at) FILTER (WHERE type = 'succeeded') "
+                "FROM procrastinate_events").fetchone()  # type: ignore[misc]
+        return first.timestamp(), last.timestamp()
 
 
 class Rq(System):
