@@ -49,6 +49,7 @@ from main.db.entities import (
     WorkflowRun,
 )
 from main.db.followups import Advanced
+from main.db.id_list import IdIn
 from main.db.outcomes import Decision, Kind
 from main.db.rows import ClaimedJob, NewJob
 from main.db.schema import ensure_schema
@@ -733,7 +734,7 @@ _OWNED = (jobs_table.c.worker_id == bindparam("w_id"), RUNNING)
 # transaction of the worker (the heartbeat's renewal, the outcomes of a batch) takes its locks this way: two
 # transactions that lock rows in the same order cannot deadlock (PostgreSQL notices a deadlock only after
 # deadlock_timeout, a second, long enough for short leases to expire). SQLite: the write lock; FOR UPDATE is left out.
-_LOCKED_IN_ORDER = (select(jobs_table.c.id).where(jobs_table.c.id.in_(bindparam("ids", expanding=True)), *_OWNED)
+_LOCKED_IN_ORDER = (select(jobs_table.c.id).where(IdIn(jobs_table.c.id, "ids"), *_OWNED)
                     .order_by(jobs_table.c.id).with_for_update())
 _RENEW = (
     update(jobs_table)
