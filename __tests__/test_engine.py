@@ -260,14 +260,23 @@ class StatementRecorder:
             return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
 
 
-async def test_the_claim_and_the_outcomes_use_the_partial_indexes(make_queue: QueueFactory) -> None:
-    queue = make_queue(concurrency=5)
-    await NoopJob.perform_bulk([{"n": n} for n in range(10)])
+async def run_recorded(queue: JobQueue, *, analyze: bool = False) -> StatementRecorder:
+    """Run `queue` in burst mode, keeping its UPDATE statements; `analyze`: refresh PostgreSQL's statistics first."""
+    if analyze and queue.database.dialect.name == "postgresql":
+        with queue.database.connection() as connection:
+            connection.exec_driver_sql("ANALYZE jobs")
     recorder = StatementRecorder(queue)
     try:
         await queue.run(burst=True)
     finally:
         recorder.close()
+    return recorder
+
+
+async def test_the_claim_and_the_outcomes_use_the_partial_indexes(make_queue: QueueFactory) -> None:
+    queue = make_queue(concurrency=5)
+    await NoopJob.perform_bulk([{"n": n} for n in range(10)])
+    recorder = await run_recorded(queue)
     assert queue.get_status_sync().counts_by_status["completed"] == 10
     claim = next(entry for entry in recorder.updates if "'pending'" in entry[0])
     assert "ix_jobs_pending" in recorder.plan(*claim)  # due jobs in claim order, no sort of every pending row
@@ -279,14 +288,7 @@ async def test_a_claim_for_some_queues_reads_their_index(make_queue: QueueFactor
     queue = make_queue(concurrency=5, queues=("mail",))
     await NoopJob.perform_bulk([{"n": n} for n in range(2000)])  # enough rows that index costs are not a tie
     await NoopJob.perform_later({"n": 9}, queue="mail")
-    if queue.database.dialect.name == "postgresql":
-        with queue.database.connection() as connection:
-            connection.exec_driver_sql("ANALYZE jobs")
-    recorder = StatementRecorder(queue)
-    try:
-        await queue.run(burst=True)
-    finally:
-        recorder.close()
+    recorder = await run_recorded(queue, analyze=True)
     assert queue.get_status_sync().counts_by_status == {"pending": 2000, "blocked": 0, "running": 0, "completed": 1,
                                                         "failed": 0, "cancelled": 0}
     claim = next(entry for entry in recorder.updates if "'pending'" in entry[0])
@@ -323,14 +325,7 @@ async def test_outcomes_look_their_jobs_up_by_id_not_through_the_index_of_runnin
     each batch of outcomes (20-35 ms a batch at 15,000 jobs/s), taking the outcome's `status = 'running'` as the cue."""
     queue = make_queue(concurrency=100)
     await NoopJob.perform_bulk([{"n": n} for n in range(300)])
-    if queue.database.dialect.name == "postgresql":
-        with queue.database.connection() as connection:
-            connection.exec_driver_sql("ANALYZE jobs")  # no running jobs yet: their index looks cheapest to read
-    recorder = StatementRecorder(queue)
-    try:
-        await queue.run(burst=True)
-    finally:
-        recorder.close()
+    recorder = await run_recorded(queue, analyze=True)  # no running jobs yet: their index looks cheapest to read
     assert queue.get_status_sync().counts_by_status["completed"] == 300
     outcomes = [entry for entry in recorder.updates if "jobs.id IN (SELECT jobs.id" in entry[0]]
     assert outcomes
