@@ -58,12 +58,14 @@ def after_jobs_ended(connection: Connection, completed: Sequence[int], stopped: 
     return Advanced(released, runs_ended, started, settled)
 
 
-def after_jobs_retried(connection: Connection, steps: Sequence[int], batch_jobs: Sequence[int],
+def after_jobs_retried(connection: Connection, retried: Sequence[tuple[int, int | None, int | None]],
                        now: datetime) -> None:
-    """Failed or cancelled jobs run again: what a retried step stopped waits again and its run runs again; the
-    batch of a retried batch job runs again (and settles again, callbacks included, once its jobs have ended),
-    and so does the step it fanned out from."""
-    for step in steps:
-        workflow_steps.revive(connection, step, now)
+    """Failed or cancelled jobs run again, given as (job id, workflow run id, batch id): what a retried step stopped
+    waits again and its run runs again; the batch of a retried batch job runs again (and settles again, callbacks
+    included, once its jobs have ended), and so does the step it fanned out from."""
+    for job_id, run_id, _ in retried:
+        if run_id is not None:
+            workflow_steps.revive(connection, job_id, now)
+    batch_jobs = [job_id for job_id, _, batch_id in retried if batch_id is not None]
     if fanned_from := [step for step in batch_members.reopen(connection, batch_jobs, now) if step is not None]:
         workflow_steps.wait_again(connection, fanned_from, now)

@@ -386,8 +386,7 @@ class JobStore:
             job.finished_at = job.worker_id = job.lease_expires_at = None
             job.cancel_requested = False
             session.flush()
-            followups.after_jobs_retried(session.connection(), [job_id] if job.workflow_run_id is not None else [],
-                                         [job_id] if job.batch_id is not None else [], now)
+            followups.after_jobs_retried(session.connection(), [(job_id, job.workflow_run_id, job.batch_id)], now)
             self.database.dialect.announce(session.connection(), Channel.NEW_JOBS)
 
     def count_matching(self, which: JobFilter) -> int:
@@ -405,8 +404,7 @@ class JobStore:
         try:
             with self._connection() as connection:
                 rows = connection.execute(stmt).all()
-                followups.after_jobs_retried(connection, [job_id for job_id, run_id, _ in rows if run_id is not None],
-                                             [job_id for job_id, _, batch in rows if batch is not None], now)
+                followups.after_jobs_retried(connection, [tuple(row) for row in rows], now)
                 retried = len(rows)
                 if retried:
                     self.database.dialect.announce(connection, Channel.NEW_JOBS)
