@@ -2,15 +2,17 @@
 clock is minutes off neither steals live jobs nor delays (or hurries) due ones. Each skewed worker is shown
 misbehaving with its clock taken as it is (the control), and behaving once the clock is the database's."""
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from __tests__.support.jobs import JOBS, NoopJob, SleepJob
 from __tests__.test_worker import eventually, running, status_of
 from main.base.jobs import JobRequest
-from main.clock import FrozenClock, ServerClock, ShiftedClock
+from main.clock import FrozenClock, ServerClock, ShiftedClock, TimeReading
 from main.db.entities import JobStatus
 from main.services.job_queue import JobQueue, set_job_queue
 from main.settings import Settings
@@ -91,8 +93,9 @@ async def test_a_job_enqueued_by_a_host_whose_clock_is_ahead_is_due_at_once(flee
     app, control = fleet(skew=TEN_MINUTES), fleet(skew=TEN_MINUTES, corrected=False)
     [at_once] = await app.enqueue_many([JobRequest(NoopJob, {"n": 1})])
     [in_ten_minutes] = await control.enqueue_many([JobRequest(NoopJob, {"n": 2})])
-    server_now = app.database.server_time()
-    assert server_now is not None
+    reading = app.database.server_time(app.clock)
+    assert reading is not None
+    server_now = reading.server
     assert abs(app.store.get(at_once).run_at - server_now) < timedelta(seconds=5)
     assert app.store.get(in_ten_minutes).run_at - server_now > timedelta(minutes=9)
 
@@ -120,9 +123,10 @@ def test_the_offset_is_measured_at_the_middle_of_the_round_trip_and_a_skew_is_re
     answers = [datetime(2030, 1, 1, 0, 5, 0, 200_000, tzinfo=UTC), datetime(2030, 1, 1, 0, 5, 0, 600_000, tzinfo=UTC)]
     reported: list[float] = []
 
-    def read_server_time() -> datetime:
+    def read_server_time(machine: FrozenClock) -> TimeReading:
+        sent = machine.now()
         machine.advance(0.4)  # the round trip; the server read its clock half-way
-        return answers.pop(0)
+        return TimeReading(sent, answers.pop(0), machine.now())
 
     clock = ServerClock(machine, read_server_time, reported.append)
     clock.sync()
@@ -137,10 +141,25 @@ def test_a_new_measure_of_the_offset_never_moves_time_back() -> None:
     (a burst worker once left jobs enqueued 3 ms earlier for later, and stopped)."""
     machine = FrozenClock()
     offsets = iter([timedelta(milliseconds=10), timedelta(milliseconds=2)])
-    clock = ServerClock(machine, lambda: machine.now() + next(offsets))
+    clock = ServerClock(machine, lambda m: TimeReading(m.now(), m.now() + next(offsets), m.now()))
     clock.sync()
     enqueued_at = clock.now()
     clock.sync()
     assert clock.now() >= enqueued_at
     machine.advance(1)
     assert clock.now() == machine.now() + timedelta(milliseconds=2)  # the new offset, once time has caught up
+
+
+@pytest.mark.postgres
+def test_connecting_is_left_out_of_the_round_trip_the_offset_is_measured_over(postgres_url: str) -> None:
+    """A queue's first reading opens a connection (a few ms, far more under load): timed with the query, it made
+    the server look ahead by half of it, so jobs enqueued by a new process were a little in the future for the
+    workers and waited for their next poll. The server here runs on this machine: the true offset is 0."""
+    queue = JobQueue(Settings.load(database_url=postgres_url), jobs=JOBS)
+    event.listen(queue.database.engine, "connect", lambda *args: time.sleep(0.4))  # a slow connection
+    try:
+        queue.sync_clock()
+        assert isinstance(queue.clock, ServerClock)
+        assert abs(queue.clock.offset) < timedelta(milliseconds=50)
+    finally:
+        queue.close()

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 RESYNC_SECONDS = 60.0  # how long a measured offset is trusted by a process that has no heartbeat to renew it
 
@@ -45,17 +45,27 @@ class ShiftedClock:
         return self.base.now() + self.shift
 
 
+class TimeReading(NamedTuple):
+    """The server's clock read once, between two readings of this machine's: the server's time fell in between."""
+
+    sent: datetime
+    server: datetime
+    received: datetime
+
+
 class ServerClock:
     """The database server's time, read through this machine's clock: `machine.now()` plus the offset measured
     at the last `sync`. Every decision about time (what is due, when a lease expires, when a retry runs) is then
     the same on every host of a fleet, however wrong their clocks are, to within half a round trip.
 
-    `read_server_time` returns None where the database has no clock of its own (SQLite: a file on this
+    `read_server_time` is given the machine's clock to read just around the query (connecting, checking a
+    pooled connection and beginning a transaction must stay outside: they would make the server look ahead by
+    half their time). It returns None where the database has no clock of its own (SQLite: a file on this
     machine), and the machine's clock is used as it is, without asking again. Reading is cheap and never
     touches the database; `sync` does, so it is called from threads: at a worker's start and at each beat of
     its heartbeat, and by `sync_if_stale` before the operations of processes that only enqueue."""
 
-    def __init__(self, machine: Clock, read_server_time: Callable[[], datetime | None],
+    def __init__(self, machine: Clock, read_server_time: Callable[[Clock], TimeReading | None],
                  on_skew: Callable[[float], None] = lambda seconds: None) -> None:
         self.machine, self._read_server_time, self._on_skew = machine, read_server_time, on_skew
         self.offset = timedelta(0)
@@ -82,13 +92,11 @@ class ServerClock:
 
     def sync(self) -> None:
         """Measure the offset of this machine's clock from the server's (one round trip)."""
-        before = self.machine.now()
-        server = self._read_server_time()
-        after = self.machine.now()
-        if server is None:
+        reading = self._read_server_time(self.machine)
+        if reading is None:
             self._local_database = True
             return
-        offset = server - (before + (after - before) / 2)
+        offset = reading.server - (reading.sent + (reading.received - reading.sent) / 2)
         if abs((offset - self.offset).total_seconds()) >= 1.0:
             self._on_skew(offset.total_seconds())
         self.offset, self._synced_at = offset, time.monotonic()

@@ -10,7 +10,6 @@ instead of waiting for a lock its own thread holds.
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
@@ -20,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from main.clock import Clock, TimeReading
 from main.db.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
@@ -117,9 +117,10 @@ class Database:
             _engine_limiter.set(limiter)
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)
 
-    def server_time(self) -> datetime | None:
-        """The database server's clock (None for SQLite, whose clock is this machine's)."""
-        return self.dialect.server_time(self.engine)
+    def server_time(self, machine: Clock) -> TimeReading | None:
+        """The database server's clock, read between two readings of `machine` (None for SQLite, whose clock is
+        this machine's)."""
+        return self.dialect.server_time(self.engine, machine)
 
     def relieve(self, error: DBAPIError) -> None:
         """After a write failed with a transient `error`: do what helps it pass (the dialect knows what)."""

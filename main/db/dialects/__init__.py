@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import URL, ColumnElement, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from main.clock import Clock, TimeReading
 from main.db.rows import NewJob
 from main.errors import SettingsError
 from main.settings import mask_password
@@ -98,9 +99,9 @@ class Dialect(Protocol):
         """`running_free` for rate key `key`: how many more starts fit after those since `since`."""
         ...
 
-    def server_time(self, engine: Engine) -> datetime | None:
-        """The database server's clock, or None where the database has none of its own (a file on this machine):
-        what ServerClock corrects this machine's clock by."""
+    def server_time(self, engine: Engine, machine: Clock) -> TimeReading | None:
+        """The database server's clock read between two readings of `machine`, or None where the database has
+        none of its own (a file on this machine): what ServerClock corrects this machine's clock by."""
         ...
 
     def relieve(self, engine: Engine, error: DBAPIError) -> None:

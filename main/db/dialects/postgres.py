@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from main.base.jobs.backoff import outage_delay
+from main.clock import Clock, TimeReading
 from main.db.dialects import Channel
 from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, holder_params, refuse_duplicates
 from main.db.types import naive_utc
@@ -217,9 +218,12 @@ class PostgresDialect:
                     claiming: ColumnElement[int]) -> ColumnElement[int]:
         return func.jobqueue_starts_free(key, most, since, select(func.array_agg(claiming)).scalar_subquery())
 
-    def server_time(self, engine: Engine) -> datetime:
+    def server_time(self, engine: Engine, machine: Clock) -> TimeReading:
         with engine.connect() as connection:
-            return connection.execute(text("SELECT clock_timestamp()")).scalar_one()  # type: ignore[no-any-return]
+            connection.exec_driver_sql("SELECT 1")  # connect, check, BEGIN: before the round trip that is timed
+            sent = machine.now()
+            server = connection.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+            return TimeReading(sent, server, machine.now())
 
     def relieve(self, engine: Engine, error: DBAPIError) -> None:
         """Nothing to do here: the server recovers by itself."""

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from main.clock import Clock
 from main.db.claim import running_with, started_with
 from main.db.dialects import Channel
 from main.db.rows import NO_KEYS, UNIQUE_HOLDER, JobKeys, NewJob, holder_params, refuse_duplicates
@@ -161,7 +162,7 @@ class SqliteDialect:
                     claiming: ColumnElement[int]) -> ColumnElement[int]:
         return most - started_with(key, since)
 
-    def server_time(self, engine: Engine) -> None:
+    def server_time(self, engine: Engine, machine: Clock) -> None:
         """A file on this machine: every process that opens it shares this machine's clock."""
         return None
 
