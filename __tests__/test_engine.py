@@ -23,6 +23,7 @@ from __tests__.support.jobs import JOBS, LoggingJob, NoopJob, SleepJob, SyncSlee
 from __tests__.test_worker import eventually, running, status_of
 from main.base.jobs import JobRequest
 from main.base.jobs.continuation.testing import run_job
+from main.clock import ShiftedClock
 from main.db.dialects.postgres import PING_AFTER_IDLE
 from main.db.entities import JobStatus
 from main.errors import SettingsError
@@ -231,6 +232,24 @@ async def test_a_lost_listen_connection_is_reconnected_and_catches_up(
         assert await eventually(lambda: set(listeners()) - {listener})  # listening again, on a new connection
     logged = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     assert "listen_connection_lost" in logged and "listen_connection_restored" in logged
+    worker.close()
+    elsewhere.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_a_job_another_process_enqueues_for_a_moment_later_starts_when_due(postgres_url: str) -> None:
+    """A NOTIFY says when the jobs it announces are due: an idle worker claims again then, not at its next poll
+    (30 s here). That covers a process whose reading of the server's clock is a little ahead, whose jobs for
+    "now" are a little in the future for the workers (a CI run once waited for the poll so)."""
+    worker = JobQueue(Settings.load(database_url=postgres_url, **{**FAST, "poll_interval": 30}), jobs=JOBS)
+    elsewhere = JobQueue(Settings.load(database_url=postgres_url), jobs=JOBS, clock=ShiftedClock(0.3))
+    async with running(worker):
+        await anyio.sleep(0.1)  # the worker is now asleep until its next poll
+        [now_there] = elsewhere.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})])
+        [later] = elsewhere.enqueue_many_sync([JobRequest(NoopJob, {"n": 2}, delay=0.3)])
+        await eventually(lambda: {status_of(worker, now_there), status_of(worker, later)} == {JobStatus.COMPLETED},
+                         timeout=5)
     worker.close()
     elsewhere.close()
 

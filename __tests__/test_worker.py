@@ -226,6 +226,31 @@ async def test_enqueue_wakes_an_idle_worker_at_once(make_queue: QueueFactory) ->
         await eventually(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=5)
 
 
+async def test_a_job_enqueued_for_a_moment_later_starts_when_due_not_at_the_next_poll(make_queue: QueueFactory) -> None:
+    queue = make_queue(poll_interval=60)
+    async with running(queue):
+        await anyio.sleep(0.1)  # the worker is now asleep for a minute
+        job_id = await NoopJob.perform_in(0.3, {"n": 1})
+        await eventually(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=5)
+        assert queue.store.get(job_id).started_at >= queue.store.get(job_id).run_at
+
+
+@job(name="FailsOnceJob", max_retries=1, backoff="fixed", base_delay=0.3)
+class FailsOnceJob(BaseJob[Nothing]):
+    async def perform(self, payload: Nothing) -> None:
+        if self.context.attempt == 1:
+            raise RuntimeError("the first attempt fails")
+
+
+async def test_a_retry_starts_when_its_backoff_is_over_not_at_the_next_poll(make_queue: QueueFactory) -> None:
+    queue = make_queue(jobs=[FailsOnceJob], poll_interval=60)
+    async with running(queue):
+        await anyio.sleep(0.1)
+        job_id = await FailsOnceJob.perform_later({})
+        await eventually(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=5)
+        assert queue.store.get(job_id).attempts == 2
+
+
 async def test_a_sync_job_enqueues_from_its_thread_and_wakes_the_worker(make_queue: QueueFactory) -> None:
     queue = make_queue(poll_interval=60, shutdown_timeout=5)  # the parent's thread is not abandoned at the stop
     async with running(queue):

@@ -224,7 +224,7 @@ class JobQueue:
         if session is not None:
             return self._enqueued(rows, self._enqueue_joining(session, rows))
         ids = await anyio.to_thread.run_sync(self.store.enqueue, rows, self.clock.now())
-        self.waker.wake()
+        self._wake_for(rows)
         return self._enqueued(rows, ids)
 
     def enqueue_many_sync(self, requests: Sequence[JobRequest], *, session: AppTransaction | None = None,
@@ -238,7 +238,7 @@ class JobQueue:
         if session is not None:
             return self._enqueued(rows, self._enqueue_joining(session, rows))
         ids = self.store.enqueue(rows, self.clock.now())
-        self.waker.wake()
+        self._wake_for(rows)
         return self._enqueued(rows, ids)
 
     def _enqueue_joining(self, session: AppTransaction, rows: list[NewJob]) -> list[int]:
@@ -549,7 +549,8 @@ class JobQueue:
         try:
             with anyio.fail_after(timeout):
                 async with anyio.create_task_group() as listener:
-                    listener.start_soon(self.database.dialect.listen, Channel.FINISHED_JOBS, finished.wake)
+                    listener.start_soon(self.database.dialect.listen, Channel.FINISHED_JOBS,
+                                        lambda due: finished.wake())
                     job = await self.get_job(job_id)
                     if job.status not in TERMINAL_STATUSES and not job.result_awaited:
                         await anyio.to_thread.run_sync(self.store.await_result, job_id)
@@ -618,6 +619,15 @@ class JobQueue:
         given by the caller, and for SQLite)."""
         if isinstance(self.clock, ServerClock):
             self.clock.sync()
+
+    def wake_when_due(self, run_at: datetime | None) -> None:
+        """Have this process's worker claim at once and, if `run_at` is later, again when it is (a NOTIFY or an
+        enqueue here announced jobs due then): they start when due, not at the next poll."""
+        self.waker.wake_in(0 if run_at is None else (run_at - self.clock.now()).total_seconds())
+
+    def _wake_for(self, rows: Sequence[NewJob]) -> None:
+        if rows:
+            self.wake_when_due(min(row.run_at for row in rows))
 
     def _clock_is_stale(self) -> bool:
         return isinstance(self.clock, ServerClock) and self.clock.stale

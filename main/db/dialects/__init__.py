@@ -63,16 +63,18 @@ class Dialect(Protocol):
 
     def insert_jobs(self, cursor: Any, jobs: Sequence[NewJob], now: datetime) -> list[int]:
         """In `driver_write`: insert pending jobs created `now` in one statement where the driver allows, and
-        announce them to workers elsewhere; returns the new ids in the order given."""
+        announce them to workers elsewhere with when the earliest is due; returns the new ids in the order
+        given."""
         ...
 
     def announce(self, connection: Connection, channel: Channel) -> None:
         """Inside a transaction: tell the processes listening on `channel` once it commits."""
         ...
 
-    async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
+    async def listen(self, channel: Channel, wake: Callable[[datetime | None], None]) -> None:
         """Call `wake` whenever another process announces on `channel` (or may have: SQLite cannot tell
-        channels apart); returns at once if the engine cannot listen."""
+        channels apart), with when the earliest job announced is due, or None for now or not known (workers
+        claim at once and, if it is later, again then); returns at once if the engine cannot listen."""
         ...
 
     def create_functions(self, connection: Connection) -> None:

@@ -4,7 +4,7 @@ claims skip rows locked by others and LISTEN/NOTIFY wakes idle workers when jobs
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -49,7 +49,7 @@ def _insert(columns: list[tuple[str, str]], conflict: str = "", returning: str =
         f"SELECT {names}, 'pending', 0, %(now)s, %(now)s, false "
         f"FROM unnest({', '.join(f'%({name})s::{array}' for name, array in columns)}) "
         f"WITH ORDINALITY AS row({names}, position) ORDER BY position {conflict}RETURNING {returning}) "
-        f"SELECT {returning} FROM new CROSS JOIN (SELECT pg_notify('{Channel.NEW_JOBS.value}', '')) AS announce"
+        f"SELECT {returning} FROM new CROSS JOIN (SELECT pg_notify('{Channel.NEW_JOBS.value}', %(due)s)) AS announce"
     )
 
 
@@ -58,7 +58,7 @@ _INSERT = _insert(_COLUMNS)
 _INSERT_ONE = (
     f"WITH new AS (INSERT INTO jobs ({', '.join(name for name, _ in _COLUMNS)}, status, attempts, created_at, "
     f"updated_at, cancel_requested) VALUES (%s, %s::json, %s, %s, %s, %s, 'pending', 0, %s, %s, false) RETURNING id) "
-    f"SELECT id FROM new CROSS JOIN (SELECT pg_notify('{Channel.NEW_JOBS.value}', '')) AS announce"
+    f"SELECT id FROM new CROSS JOIN (SELECT pg_notify('{Channel.NEW_JOBS.value}', %s)) AS announce"
 )
 # With every column: a row whose unique key another job holds is skipped (any unique index: no conflict target).
 _INSERT_FULL = _insert(_COLUMNS + _OPTIONAL_COLUMNS, "ON CONFLICT DO NOTHING ", "id, type, unique_key")
@@ -148,7 +148,7 @@ class PostgresDialect:
         if len(jobs) == 1:
             [job], stamp = jobs, naive_utc(now)
             cursor.execute(_INSERT_ONE, (job.type, job.payload, job.queue, job.priority, job.max_retries,
-                                         naive_utc(job.run_at), stamp, stamp))
+                                         naive_utc(job.run_at), stamp, stamp, _due_notice(jobs)))
             return [cursor.fetchone()[0]]
         cursor.execute(_INSERT, self._arrays(jobs, now, _COLUMNS))
         return sorted(row[0] for row in cursor.fetchall())
@@ -185,7 +185,7 @@ class PostgresDialect:
 
     @staticmethod
     def _arrays(jobs: Sequence[NewJob], now: datetime, columns: list[tuple[str, str]]) -> dict[str, Any]:
-        arrays: dict[str, Any] = {"now": naive_utc(now)}
+        arrays: dict[str, Any] = {"now": naive_utc(now), "due": _due_notice(jobs)}
         for name, _ in columns:
             if name == "run_at":
                 arrays[name] = [naive_utc(job.run_at) for job in jobs]
@@ -234,7 +234,7 @@ class PostgresDialect:
             return not any(words in str(error.orig) for words in _PERMANENT_CONNECT_ERRORS)
         return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
 
-    async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
+    async def listen(self, channel: Channel, wake: Callable[[datetime | None], None]) -> None:
         log = get_logger()
         if self.transaction_pooler:
             log.info("listen_disabled", reason="JOBQUEUE_TRANSACTION_POOLER: LISTEN does not work through a pooler in "
@@ -250,15 +250,25 @@ class PostgresDialect:
                     if failures:
                         log.info("listen_connection_restored", after_failures=failures)
                     failures = 0
-                    wake()  # catch up: jobs may have arrived while we were not listening
-                    async for _ in connection.notifies():
-                        wake()
+                    wake(None)  # catch up: jobs may have arrived while we were not listening
+                    async for notice in connection.notifies():
+                        wake(_due(notice.payload))
             except psycopg.OperationalError as exc:
                 failures += 1
                 delay = outage_delay(_FIRST_RECONNECT_DELAY, failures)
                 log.warning("listen_connection_lost", error=" ".join(str(exc).split()), failures=failures,
                             retry_in=round(delay, 2), note="new jobs are found by polling meanwhile")
                 await anyio.sleep(delay)
+
+
+def _due_notice(jobs: Sequence[NewJob]) -> str:
+    """The payload of the NOTIFY that announces `jobs`: when the earliest is due, in seconds since the epoch."""
+    return f"{min(job.run_at for job in jobs).timestamp():.6f}"
+
+
+def _due(payload: str) -> datetime | None:
+    """When the jobs a NOTIFY announces are due (None: now, as the other announcements say with no payload)."""
+    return datetime.fromtimestamp(float(payload), UTC) if payload else None
 
 
 # SQLSTATE classes and codes that may clear up by themselves: connection exceptions, insufficient resources

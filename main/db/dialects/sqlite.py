@@ -126,10 +126,11 @@ class SqliteDialect:
     def announce(self, connection: Connection, channel: Channel) -> None:
         """Nothing to send: other processes see the WAL file change (listen)."""
 
-    async def listen(self, channel: Channel, wake: Callable[[], None]) -> None:
+    async def listen(self, channel: Channel, wake: Callable[[datetime | None], None]) -> None:
         """Wake whenever the database changed, as its WAL file shows (size, time, inode): a stat call every
         WATCH_INTERVAL, no query, no lock, whatever the channel. Commits of this process wake it too, which
-        costs one look (an empty claim) too many."""
+        costs one look (an empty claim) too many. A file says nothing of when: a job another process enqueued
+        for later is found by the poll after it is due."""
         path = make_url(self.database_url).database
         if not path or path == ":memory:":
             return
@@ -140,7 +141,7 @@ class SqliteDialect:
             now = _signature(wal)
             if now != seen:
                 seen = now
-                wake()
+                wake(None)
 
     def create_functions(self, connection: Connection) -> None:
         """None: the claim's counts are plain subqueries here."""

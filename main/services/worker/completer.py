@@ -3,7 +3,9 @@
 heartbeat renews it), and a graceful stop writes everything collected before the worker exits.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
 from sqlalchemy.exc import DBAPIError
@@ -17,7 +19,6 @@ from main.db.rows import ClaimedJob
 from main.db.store import JobStore
 from main.events import EventBus, EventType
 from main.events.workflows import announce_advanced
-from main.services.waker import Waker
 
 _EVENTS = {Kind.COMPLETE: EventType.JOB_COMPLETED, Kind.CANCEL: EventType.JOB_CANCELLED}  # those with no more fields
 
@@ -31,9 +32,11 @@ class Finished:
 
 
 class Completer:
-    def __init__(self, store: JobStore, worker_id: str, clock: Clock, waker: Waker, events: EventBus,
-                 log: FilteringBoundLogger, *, batch_size: int = 500, linger: float = 0.002) -> None:
-        self.store, self.worker_id, self.clock, self.waker, self.log = store, worker_id, clock, waker, log
+    def __init__(self, store: JobStore, worker_id: str, clock: Clock, wake: Callable[[datetime | None], None],
+                 events: EventBus, log: FilteringBoundLogger, *, batch_size: int = 500, linger: float = 0.002) -> None:
+        """`wake(when)` has the producer claim now, and again at `when` if that is later (`JobQueue.wake_when_due`):
+        written outcomes release jobs (due now) and schedule retries (due later)."""
+        self.store, self.worker_id, self.clock, self.wake, self.log = store, worker_id, clock, wake, log
         self.events = events
         self.batch_size, self.linger = batch_size, linger
         self._buffer: list[Finished] = []
@@ -85,7 +88,7 @@ class Completer:
                 self._writing = []
             if kept:
                 return False
-        self.waker.wake()  # a released or retried job may be due again
+        self.wake(None)  # a released job may be due again
         return True
 
     async def _write(self, batch: list[Finished], keep_on_transient_error: bool) -> bool:
@@ -104,8 +107,14 @@ class Completer:
             self.log.error("job_outcomes_not_recorded", jobs=[f.job.id for f in batch],
                            error=describe_database_error(exc), note="their leases expire and the jobs run again")
             return False
+        retries: list[datetime] = []
         for finished in batch:
-            self._announce(finished, written=finished.job.id in recorded.written)
+            written = finished.job.id in recorded.written
+            self._announce(finished, written)
+            if written and finished.decision.kind is Kind.RETRY and finished.decision.run_at is not None:
+                retries.append(finished.decision.run_at)
+        if retries:
+            self.wake(min(retries))
         announce_advanced(self.events, recorded.advanced)
         return False
 

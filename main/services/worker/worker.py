@@ -54,7 +54,7 @@ class Worker:
     def __init__(self, queue: "JobQueue") -> None:
         settings, store, clock, log = queue.settings, queue.store, queue.clock, queue.log
         self.queue, self.settings = queue, settings
-        self.completer = Completer(store, queue.worker_id, clock, queue.waker, queue.events, log)
+        self.completer = Completer(store, queue.worker_id, clock, queue.wake_when_due, queue.events, log)
         self.threads = CapacityLimiter(settings.concurrency)  # sync jobs: never in the database's threads
         self.executor = Executor(queue.registered_class, store, queue.worker_id, clock, queue.executions,
                                  self.completer, queue.waker, self.threads, queue.events, queue.propagator)
@@ -91,7 +91,7 @@ class Worker:
     async def _run_parts(self, burst: bool, task_status: anyio.abc.TaskStatus[None]) -> None:
         queue = self.queue
         async with anyio.create_task_group() as side:
-            side.start_soon(queue.database.dialect.listen, Channel.NEW_JOBS, queue.waker.wake)
+            side.start_soon(queue.database.dialect.listen, Channel.NEW_JOBS, queue.wake_when_due)
             side.start_soon(self.heartbeat.run)
             side.start_soon(self.maintenance.run)
             side.start_soon(self.scheduler.run)
