@@ -78,6 +78,8 @@ async def run_job(
 ) -> Outcome:
     """Validate the stored payload, run one attempt, turn whatever happened into an Outcome."""
     job = running.job
+    if running.stop_reason is not None:  # cancelled, or its lease lost, while it waited for a slot
+        return Interrupted(running.stop_reason)
     if job_class is None:
         return Failed(
             f"unknown job type {job.type!r}: no job class of that name is registered in this worker "

@@ -1,4 +1,5 @@
-"""The jobs this worker is running, by id, and the slots they take (at most JOBQUEUE_CONCURRENCY)."""
+"""The jobs this worker has claimed and not yet ended, by id: those running in its slots (at most
+JOBQUEUE_CONCURRENCY) and those claimed ahead, waiting for a slot."""
 
 from collections.abc import Iterator
 
@@ -10,10 +11,7 @@ class Executions:
         self.capacity = capacity
         self._running: dict[int, RunningJob] = {}
         self.abandoned = 0  # jobs whose `def perform` was still running when the worker had to go
-
-    @property
-    def free(self) -> int:
-        return self.capacity - len(self._running)
+        self.ended = 0  # jobs removed so far: how fast this worker gets through its jobs
 
     def __len__(self) -> int:
         return len(self._running)
@@ -31,6 +29,7 @@ class Executions:
         """Forget this execution, not a newer one of the same job (a paused job this worker claimed again)."""
         if self._running.get(running.job.id) is running:
             del self._running[running.job.id]
+            self.ended += 1
 
     def stop(self, job_id: int, reason: StopReason) -> None:
         if job_id in self._running:

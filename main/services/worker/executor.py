@@ -3,7 +3,9 @@ the producer handed over, with the log context bound to it, sync code in the wor
 policy asked once, the decision handed to the completer and the slot freed at once.
 
 Slots outlive their jobs because starting a task costs several times what running a no-op job does; each job
-still gets a cancel scope of its own (cancel, timeout, lease lost, shutdown).
+still gets a cancel scope of its own (cancel, timeout, lease lost, shutdown). A slot lets the event loop's other
+tasks run at least every YIELD_AFTER seconds: jobs that never wait would otherwise keep the producer from starting
+the next claim, and the completer from writing, until every job handed over had run.
 """
 
 import time
@@ -12,13 +14,14 @@ from contextlib import nullcontext
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import structlog
 from anyio import CapacityLimiter
 
 from main.base.jobs import BaseJob
 from main.base.jobs.continuation.sinks import RowCheckpoints
 from main.clock import Clock
-from main.db.outcomes import Decision
+from main.db.outcomes import Decision, Kind
 from main.db.store import JobStore
 from main.events import EventBus, EventType
 from main.services.propagation import Propagator
@@ -28,6 +31,8 @@ from main.services.waker import Waker
 from main.services.worker.completer import Completer, Finished
 from main.services.worker.executions import Executions
 from main.services.worker.handover import Handover
+
+YIELD_AFTER = 0.0005  # seconds
 
 
 def _unheard(decision: Decision) -> None:
@@ -42,14 +47,19 @@ class Executor:
         self.events, self.propagator = events, propagator
         self.executions, self.completer, self.waker, self.threads = executions, completer, waker, threads
         self._handover: Handover[RunningJob] = Handover()
+        self._yielded_at = time.monotonic()
 
     def start(self, running: RunningJob) -> None:
         """Hand a claimed job to the next free slot (the producer claims no more jobs than there are slots)."""
         self._handover.put(running)
 
     def close(self) -> None:
-        """No more jobs: the slots finish what was handed over, then end."""
-        self._handover.close()
+        """No more jobs: the slots finish the jobs they run, then end; jobs claimed ahead that no slot took go
+        back to pending untouched (their attempt not counted)."""
+        for running in self._handover.close():
+            self.executions.remove(running)
+            self.completer.submit(Finished(running.job, Decision(running.job.id, Kind.RELEASE), 0.0,
+                                           "worker shutting down: not started"))
 
     async def run_slots(self, slots: int) -> None:
         """Run `slots` slots until `close()` and until every job handed over has run."""
@@ -60,6 +70,9 @@ class Executor:
     async def _slot(self) -> None:
         while (running := await self._handover.take()) is not None:
             await self.run(running)
+            if time.monotonic() - self._yielded_at > YIELD_AFTER:
+                self._yielded_at = time.monotonic()
+                await anyio.lowlevel.checkpoint()
 
     async def run(self, running: RunningJob) -> None:
         job = running.job

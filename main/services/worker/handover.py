@@ -28,11 +28,13 @@ class Handover(Generic[T]):
         if self._idle:
             self._idle.popleft().set()
 
-    def close(self) -> None:
-        """No more items: slots take what is queued, then `take` returns None."""
+    def close(self) -> list[T]:
+        """No more items: returns those no slot took, and `take` returns None from now on."""
         self._closed = True
+        left, self._items = list(self._items), deque()
         while self._idle:
             self._idle.popleft().set()
+        return left
 
     async def take(self) -> T | None:
         """The next item, waiting for one if none is queued; None once closed and empty."""

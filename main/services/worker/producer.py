@@ -1,7 +1,9 @@
-"""Claims due jobs in batches, as many as there are free slots, and starts each in its slot.
+"""Claims due jobs in batches, for the free slots and, while jobs are faster than a claim, ahead of them
+(prefetch.py), and hands each to the executor.
 
-It claims when woken (an enqueue here, a NOTIFY or WAL change from elsewhere, a slot freed, outcomes written)
-or every poll interval; a slot that frees up is refilled at once, not at the next tick.
+It claims when woken (an enqueue here, a NOTIFY or WAL change from elsewhere, a slot freed, outcomes written, a
+job announced for later now due) or every poll interval, and at once again while claims bring jobs and there is
+room: a slot that frees up is refilled at once, and the next claim is under way while the slots run.
 """
 
 from collections.abc import Callable, Sequence
@@ -21,8 +23,7 @@ from main.services.waker import Waker
 from main.services.worker.completer import Completer
 from main.services.worker.executions import Executions
 from main.services.worker.executor import Executor
-
-# Longest wait between attempts to reach a database that is down or full: how soon work resumes once it is back.
+from main.services.worker.prefetch import Prefetch
 
 
 class Producer:
@@ -33,6 +34,7 @@ class Producer:
         self.executions, self.executor, self.completer, self.waker = executions, executor, completer, waker
         self.queues, self.poll_interval, self.lease_seconds = queues, poll_interval, lease_seconds
         self.stopping = stopping
+        self.prefetch = Prefetch(executions.capacity)
 
     async def run(self, *, burst: bool = False) -> None:
         """Claim and start until stopping (or, with `burst`, until nothing is due and nothing is running)."""
@@ -53,17 +55,19 @@ class Producer:
                 continue
             if burst and quiet and not claimed and not await self._due_but_held():
                 return
-            if not claimed or not self.executions.free:
+            if not claimed or self.prefetch.room(len(self.executions)) <= 0:
                 await self.waker.wait(self.poll_interval)
 
     async def claim(self) -> int:
-        """Claim up to the free slots and hand each claimed job to the executor; returns how many."""
-        free = self.executions.free
-        if free <= 0 or self.stopping():
+        """Claim as many jobs as there is room for and hand each to the executor; returns how many."""
+        self.prefetch.before_claim(self.executions.ended)
+        limit = self.prefetch.batch(len(self.executions))
+        if limit <= 0 or self.stopping():
             return 0
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.lease_seconds)
-        claimed = await self.store.database.run(self.store.claim, self.worker_id, self.queues, free, now, lease_until)
+        claimed = await self.store.database.run(self.store.claim, self.worker_id, self.queues, limit, now, lease_until)
+        self.prefetch.after_claim()
         for job in claimed:
             running = RunningJob(job)
             self.executions.add(running)
