@@ -254,6 +254,23 @@ async def test_a_job_another_process_enqueues_for_a_moment_later_starts_when_due
     elsewhere.close()
 
 
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_a_notice_the_worker_cannot_read_wakes_it_and_breaks_nothing(postgres_url: str) -> None:
+    """Anyone may NOTIFY on the channel: a payload that is not a due time is a wake-up like any other."""
+    worker = JobQueue(Settings.load(database_url=postgres_url, **{**FAST, "poll_interval": 30}), jobs=JOBS)
+    elsewhere = JobQueue(Settings.load(database_url=postgres_url), jobs=JOBS)
+    async with running(worker):
+        await anyio.sleep(0.1)
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("SELECT pg_notify('jobqueue_new_jobs', 'not a time')")
+            other.execute("SELECT pg_notify('jobqueue_new_jobs', '1e400')")
+        [job_id] = elsewhere.enqueue_many_sync([JobRequest(NoopJob, {"n": 1})])
+        await eventually(lambda: status_of(worker, job_id) == JobStatus.COMPLETED, timeout=5)
+    worker.close()
+    elsewhere.close()
+
+
 class StatementRecorder:
     """Keeps the SQL and parameters of the UPDATE statements run through `queue`'s write engine."""
 

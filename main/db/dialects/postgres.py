@@ -267,8 +267,12 @@ def _due_notice(jobs: Sequence[NewJob]) -> str:
 
 
 def _due(payload: str) -> datetime | None:
-    """When the jobs a NOTIFY announces are due (None: now, as the other announcements say with no payload)."""
-    return datetime.fromtimestamp(float(payload), UTC) if payload else None
+    """When the jobs a NOTIFY announces are due (None: now, as the other announcements say with no payload, and
+    as anything else sent on the channel is taken: a wake-up, never an error in the listener)."""
+    try:
+        return datetime.fromtimestamp(float(payload), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 # SQLSTATE classes and codes that may clear up by themselves: connection exceptions, insufficient resources
