@@ -50,7 +50,7 @@ class Executor:
         self._yielded_at = time.monotonic()
 
     def start(self, running: RunningJob) -> None:
-        """Hand a claimed job to the next free slot (the producer claims no more jobs than there are slots)."""
+        """Hand a claimed job to the next free slot; a job claimed ahead waits for one."""
         self._handover.put(running)
 
     def close(self) -> None:
@@ -62,7 +62,7 @@ class Executor:
                                            "worker shutting down: not started"))
 
     async def run_slots(self, slots: int) -> None:
-        """Run `slots` slots until `close()` and until every job handed over has run."""
+        """Run `slots` slots until `close()` and until the jobs they run have ended."""
         async with anyio.create_task_group() as tg:
             for slot in range(slots):
                 tg.start_soon(self._slot, name=f"slot {slot}")

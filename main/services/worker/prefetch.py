@@ -1,7 +1,8 @@
 """How many jobs a worker claims: its free slots, and more while its jobs are faster than a claim.
 
 A claim is a round trip (~2 ms for 100 jobs on PostgreSQL), a no-op job a few microseconds. Claiming only for the
-free slots, the slots waited for every claim: a third of the time, on one PostgreSQL worker process. So a worker
+free slots, the slots waited for every claim: two thirds of the time on one PostgreSQL worker process (3.4 ms a
+claim of 100 no-op jobs, 1.7 ms their runs). So a worker
 also claims ahead `extra` jobs, as many as its slots get through during one claim (how fast its jobs end times how
 long its last claim took, at most one per slot), and holds at most its slots plus twice that: the jobs that end
 while a claim is under way, and as many again waiting for the slots while the next one is. One claim takes at
