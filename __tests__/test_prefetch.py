@@ -26,37 +26,31 @@ class Ticks:
         return self.now
 
 
-def test_fast_jobs_are_claimed_ahead_by_what_the_slots_finish_during_a_claim() -> None:
+def extra_after(capacity: int, claim_seconds: float, run_seconds: float, ended: int) -> int:
+    """How far ahead a worker claims after one claim that took `claim_seconds`, then `ended` jobs in
+    `run_seconds`."""
     ticks = Ticks()
-    prefetch = Prefetch(capacity=100, clock=ticks)
+    prefetch = Prefetch(capacity, clock=ticks)
     prefetch.before_claim(ended=0)
     assert prefetch.extra == 0  # nothing known yet: the free slots only
-    ticks.now += 0.002  # a claim takes 2 ms
+    ticks.now += claim_seconds
     prefetch.after_claim()
-    ticks.now += 0.002  # its 100 jobs run in 2 ms: 25,000 a second over the 4 ms since the claim began
-    prefetch.before_claim(ended=100)
-    assert prefetch.extra == 50  # what the slots get through in one claim's 2 ms
+    ticks.now += run_seconds
+    prefetch.before_claim(ended=ended)
+    return prefetch.extra
+
+
+def test_fast_jobs_are_claimed_ahead_by_what_the_slots_finish_during_a_claim() -> None:
+    # 100 jobs ended 4 ms after a 2 ms claim began: 25,000 a second, 50 of them in one claim's time
+    assert extra_after(capacity=100, claim_seconds=0.002, run_seconds=0.002, ended=100) == 50
 
 
 def test_jobs_slower_than_a_claim_are_not_claimed_ahead() -> None:
-    ticks = Ticks()
-    prefetch = Prefetch(capacity=100, clock=ticks)
-    prefetch.before_claim(ended=0)
-    ticks.now += 0.002
-    prefetch.after_claim()
-    ticks.now += 1.0  # 100 slots of one-second jobs
-    prefetch.before_claim(ended=100)
-    assert prefetch.extra == 0
+    assert extra_after(capacity=100, claim_seconds=0.002, run_seconds=1.0, ended=100) == 0  # one-second jobs
 
 
 def test_no_more_is_claimed_ahead_than_there_are_slots() -> None:
-    ticks = Ticks()
-    prefetch = Prefetch(capacity=10, clock=ticks)
-    prefetch.before_claim(ended=0)
-    ticks.now += 0.01
-    prefetch.after_claim()
-    prefetch.before_claim(ended=10_000)
-    assert prefetch.extra == 10
+    assert extra_after(capacity=10, claim_seconds=0.01, run_seconds=0.0, ended=10_000) == 10
 
 
 def test_a_worker_holds_its_slots_and_two_claims_worth_and_claims_one_batch_at_a_time() -> None:
