@@ -337,7 +337,7 @@ class JobStore:
             job = self._get_for_update(session, job_id)
             if job.status == JobStatus.PENDING:
                 job.status, job.finished_at = JobStatus.CANCELLED, now
-                if job.workflow_run_id is not None or job.batch_id is not None:
+                if job.has_followers:
                     session.flush()
                     advanced = followups.after_jobs_ended(session.connection(), [], [job_id], now, self.step_payload)
                     if advanced.released:

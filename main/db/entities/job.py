@@ -104,3 +104,8 @@ class Job(SQLModel, table=True):
     workflow_step: str | None = Field(default=None, max_length=200)
     waiting_for: int | None = None  # a blocked step: how many of the steps it depends on have not completed
     batch_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # one of this batch's jobs
+
+    @property
+    def has_followers(self) -> bool:
+        """Whether its end moves something else on (a workflow run, a batch): see main/db/followups.py."""
+        return self.workflow_run_id is not None or self.batch_id is not None
