@@ -26,39 +26,50 @@ class Ticks:
         return self.now
 
 
-def extra_after(capacity: int, claim_seconds: float, run_seconds: float, ended: int) -> int:
-    """How far ahead a worker claims after one claim that took `claim_seconds`, then `ended` jobs in
-    `run_seconds`."""
+def after_one_claim(capacity: int, claim_seconds: float, run_seconds: float) -> tuple[Prefetch, Ticks]:
+    """A worker that claimed once (the claim took `claim_seconds`), `run_seconds` after that claim returned."""
     ticks = Ticks()
     prefetch = Prefetch(capacity, clock=ticks)
-    prefetch.before_claim(ended=0)
-    assert prefetch.extra == 0  # nothing known yet: the free slots only
+    assert prefetch.batch(held=0, ended=0) == capacity  # nothing known yet: the free slots only
+    prefetch.claiming(ended=0)
     ticks.now += claim_seconds
-    prefetch.after_claim()
+    prefetch.claimed()
     ticks.now += run_seconds
-    prefetch.before_claim(ended=ended)
-    return prefetch.extra
+    return prefetch, ticks
 
 
 def test_fast_jobs_are_claimed_ahead_by_what_the_slots_finish_during_a_claim() -> None:
-    # 100 jobs ended 4 ms after a 2 ms claim began: 25,000 a second, 50 of them in one claim's time
-    assert extra_after(capacity=100, claim_seconds=0.002, run_seconds=0.002, ended=100) == 50
+    prefetch, _ = after_one_claim(capacity=100, claim_seconds=0.002, run_seconds=0.002)
+    prefetch.batch(held=0, ended=100)  # 100 ended 4 ms after the claim began: 25,000 a second
+    assert prefetch.extra == 50  # what the slots get through in one claim's 2 ms
 
 
 def test_jobs_slower_than_a_claim_are_not_claimed_ahead() -> None:
-    assert extra_after(capacity=100, claim_seconds=0.002, run_seconds=1.0, ended=100) == 0  # one-second jobs
+    prefetch, _ = after_one_claim(capacity=100, claim_seconds=0.002, run_seconds=1.0)
+    prefetch.batch(held=0, ended=100)  # 100 slots of one-second jobs
+    assert prefetch.extra == 0
 
 
 def test_no_more_is_claimed_ahead_than_there_are_slots() -> None:
-    assert extra_after(capacity=10, claim_seconds=0.01, run_seconds=0.0, ended=10_000) == 10
+    prefetch, _ = after_one_claim(capacity=10, claim_seconds=0.01, run_seconds=0.0)
+    prefetch.batch(held=0, ended=10_000)
+    assert prefetch.extra == 10
+
+
+def test_a_claim_not_made_for_want_of_room_measures_nothing() -> None:
+    prefetch, ticks = after_one_claim(capacity=100, claim_seconds=0.002, run_seconds=0.0)
+    ticks.now += 0.001
+    assert prefetch.batch(held=1_000, ended=25) <= 0  # woken while full: no claim
+    ticks.now += 0.001
+    prefetch.batch(held=0, ended=100)
+    assert prefetch.extra == 50  # 100 over the 4 ms since the last claim began, not 75 over the last 1 ms
 
 
 def test_a_worker_holds_its_slots_and_two_claims_worth_and_claims_one_batch_at_a_time() -> None:
-    prefetch = Prefetch(capacity=100)
-    assert (prefetch.room(held=40), prefetch.batch(held=0)) == (60, 100)  # slow jobs: the free slots only
-    prefetch.extra = 50
-    assert prefetch.batch(held=0) == 150  # from an empty worker: the slots and one claim's worth
-    assert prefetch.batch(held=150) == 50  # at once again, for the jobs that end while it is under way
+    assert Prefetch(capacity=100).batch(held=40, ended=0) == 60  # nothing known: the free slots only
+    prefetch, _ = after_one_claim(capacity=100, claim_seconds=0.002, run_seconds=0.002)
+    assert prefetch.batch(held=0, ended=100) == 150  # extra 50: from an empty worker, the slots and one claim's worth
+    assert prefetch.batch(held=150, ended=100) == 50  # at once again, for the jobs that end while it is under way
     assert prefetch.room(held=200) == 0
 
 

@@ -29,17 +29,17 @@ class Prefetch:
         """How many more jobs to claim while the worker holds `held` (claimed and not yet ended)."""
         return self.capacity + 2 * self.extra - held
 
-    def batch(self, held: int) -> int:
-        """How many jobs the next claim asks for."""
+    def batch(self, held: int, ended: int) -> int:
+        """How many jobs the next claim asks for; `ended`: how many jobs this worker has ended so far (how fast they
+        end since the last claim began sets `extra`)."""
+        rate = (ended - self._ended) / max(self._clock() - self._since, 1e-6)
+        self.extra = min(self.capacity, int(rate * self._claim_seconds))
         return min(self.room(held), self.capacity + self.extra)
 
-    def before_claim(self, ended: int) -> None:
-        """At the start of a claim; `ended`: how many jobs this worker has ended so far."""
-        now = self._clock()
-        rate = (ended - self._ended) / max(now - self._since, 1e-6)  # jobs ended a second, since the last claim
-        self.extra = min(self.capacity, int(rate * self._claim_seconds))
-        self._since, self._ended = now, ended
+    def claiming(self, ended: int) -> None:
+        """A claim begins (one the worker only thought of, having no room, measures nothing)."""
+        self._since, self._ended = self._clock(), ended
 
-    def after_claim(self) -> None:
-        """When the claim returned: how long it took sets how far ahead the next one claims."""
+    def claimed(self) -> None:
+        """The claim returned: how long it took sets how far ahead the next one claims."""
         self._claim_seconds = self._clock() - self._since

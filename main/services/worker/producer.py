@@ -60,14 +60,14 @@ class Producer:
 
     async def claim(self) -> int:
         """Claim as many jobs as there is room for and hand each to the executor; returns how many."""
-        self.prefetch.before_claim(self.executions.ended)
-        limit = self.prefetch.batch(len(self.executions))
+        limit = self.prefetch.batch(len(self.executions), self.executions.ended)
         if limit <= 0 or self.stopping():
             return 0
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.lease_seconds)
+        self.prefetch.claiming(self.executions.ended)
         claimed = await self.store.database.run(self.store.claim, self.worker_id, self.queues, limit, now, lease_until)
-        self.prefetch.after_claim()
+        self.prefetch.claimed()
         for job in claimed:
             running = RunningJob(job)
             self.executions.add(running)
