@@ -5,7 +5,8 @@
 The first run creates .bench-peers/ (a virtual environment of its own with Huey, procrastinate, RQ and
 jobqueue itself; none of them a dependency of the library) and continues inside it. Then, for each system:
 enqueue one by one, bulk enqueue, process no-op jobs with one worker process (and 2 and 4 on PostgreSQL),
-pickup latency of one job into an idle worker, idle worker CPU, and peak RSS while processing many jobs.
+pickup latency of one job into an idle worker, idle worker CPU, and peak RSS while processing many jobs; with each
+processing figure, the cores its workers and their server kept busy and their CPU per job.
 Throughputs are medians of several rounds. The table ends with jobqueue's ratio to the peer on the same engine.
 """
 

@@ -1,5 +1,6 @@
 """The workloads, run against each system in turn (inside .bench-peers/, see __main__.py), and the table."""
 
+import contextlib
 import os
 import signal
 import statistics
@@ -92,8 +93,12 @@ def measure(key: str, system: System, plan: Plan) -> Results:
     workers = [1, 2, 4] if system.engine == "postgresql" else [1]
     for count in workers:
         rates = [process(system, plan.process, count) for _ in range(plan.rounds)]
-        figures[f"process, {count} worker process{'es' if count > 1 else ''} (jobs/s)"] = statistics.median(rates)
+        processes = f"{count} worker process{'es' if count > 1 else ''}"
+        figures[f"process, {processes} (jobs/s)"] = statistics.median(rates)
         log(f"   {count} worker(s): {', '.join(f'{rate:,.0f}' for rate in rates)} jobs/s")
+        cpu = [busy(system, count, statistics.median(rates)) for _ in range(plan.rounds)]
+        figures[f"{BUSY}, {processes}"] = statistics.median(cores for cores, _ in cpu)
+        figures[f"CPU per job with its server, {processes} (us)"] = statistics.median(micros for _, micros in cpu)
     p50, p95 = pickup(system, plan.latency_samples)
     figures["pickup p50 (ms)"], figures["pickup p95 (ms)"] = p50, p95
     figures["idle worker CPU (%)"] = idle_cpu(system, plan.idle_seconds)
@@ -140,6 +145,55 @@ def process(system: System, count: int, workers: int) -> float:
         return left / (ended - started)
     finally:
         stop(processes)
+
+
+def busy(system: System, workers: int, rate: float, *, lead: float = 0.2, window: float = 1.0) -> tuple[float, float]:
+    """Cores kept busy, and CPU microseconds per job, by `workers` processes and their storage server while they
+    work through a full queue, read from /proc over `window` seconds once they are well under way (start-up and
+    the tail left out). Where one process and its server keep most of the machine's cores busy, more processes
+    cannot be as many times faster: the rows say how much room the machine left."""
+    count = int(rate * (lead + window) * 2) + 1_000  # jobs to spare: the queue must not run dry in the window
+    bulk = workers > 1 and type(system).enqueue_bulk is not System.enqueue_bulk
+    if bulk:
+        system.reset()
+    else:
+        fill(system, count)
+    processes = [system.start_worker() for _ in range(workers)]
+    try:
+        if bulk:
+            settle(processes)
+            system.enqueue_bulk(count)
+        wait_for(system.remaining, lambda left: left < count, timeout=120)
+        time.sleep(lead)
+        before = _cpu_now(system, processes)
+        time.sleep(window)
+        after = _cpu_now(system, processes)
+        done = before[2] - after[2]
+        if after[2] == 0:
+            raise RuntimeError(f"{system.name}: the queue ran dry while CPU was measured; measure over more jobs")
+    finally:
+        stop(processes)
+    cpu = after[1] - before[1]
+    return cpu / (after[0] - before[0]), cpu / done * 1e6
+
+
+def _cpu_now(system: System, processes: list[subprocess.Popen[bytes]]) -> tuple[float, float, int]:
+    """(now, CPU seconds of the workers and of the server so far, jobs left)."""
+    left = system.remaining()
+    return time.perf_counter(), sum(cpu_seconds(p.pid) for p in processes) + server_cpu_seconds(system.server), left
+
+
+def server_cpu_seconds(command: str) -> float:
+    """CPU seconds of every process of this machine whose name starts with `command` (all of a server's)."""
+    if not command:
+        return 0.0
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if (entry / "comm").read_text().startswith(command):
+                    total += cpu_seconds(int(entry.name))
+    return total
 
 
 def settle(processes: list[subprocess.Popen[bytes]], *, quiet_cpu: float = 0.05, window: float = 0.3) -> None:
@@ -254,7 +308,8 @@ def log(message: str) -> None:
 
 PEERS = {"jobqueue-sqlite": "huey", "jobqueue-pg": "procrastinate"}
 HIGHER_IS_BETTER = "jobs/s"
-NO_RATIO = "RSS growth"  # near zero either way: a ratio would say nothing
+BUSY = "cores busy"
+NO_RATIO = ("RSS growth", BUSY)  # near zero either way, or a share of the machine: a ratio would say nothing
 
 
 def print_table(results: list[Results], plan: Plan) -> None:
@@ -271,7 +326,7 @@ def print_table(results: list[Results], plan: Plan) -> None:
     fullest = max(by_key.values(), key=len)  # its order, with the multi-process rows in place
     names = list(dict.fromkeys([*fullest, *(name for figures in by_key.values() for name in figures)]))
     for name in names:
-        row = [name, *(_cell(by_key[key].get(name, "-")) for key in columns)]
+        row = [name, *(_cell(by_key[key].get(name, "-"), 2 if name.startswith(BUSY) else 1) for key in columns)]
         for key in ratio_columns:
             ours, theirs = by_key[key].get(name), by_key[PEERS[key]].get(name)
             ok = isinstance(ours, float) and isinstance(theirs, float) and theirs > 0 and ours > 0
@@ -283,7 +338,7 @@ def print_table(results: list[Results], plan: Plan) -> None:
           f" ours). Rounds per throughput figure: {plan.rounds} (median).")
 
 
-def _cell(value: float | str) -> str:
+def _cell(value: float | str, decimals: int) -> str:
     if isinstance(value, str):
         return value
-    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.{decimals}f}"

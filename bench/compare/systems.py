@@ -30,6 +30,7 @@ def empty_table(pg_url: str, statement: str, table: str) -> None:
 class System(ABC):
     name: str
     engine: str
+    server = ""  # the name of the storage server's processes on this machine, if it has any (their CPU is counted)
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         self.workdir, self.pg_url = workdir, pg_url
@@ -80,6 +81,7 @@ class Jobqueue(System):
     def __init__(self, workdir: Path, pg_url: str, engine: str) -> None:
         super().__init__(workdir, pg_url)
         self.engine, self.name = engine, "jobqueue"
+        self.server = "postgres" if engine == "postgresql" else ""
         self.url = f"sqlite:///{workdir / 'jobqueue.db'}" if engine == "sqlite" else pg_url
         os.environ.update(JOBQUEUE_DATABASE_URL=self.url, JOBQUEUE_JOBS_MODULE="bench.jobs",
                           JOBQUEUE_LOG_LEVEL="warning")
@@ -159,7 +161,7 @@ class Huey(System):
 class Procrastinate(System):
     """procrastinate on the same PostgreSQL server, its worker with concurrency 10."""
 
-    name, engine = "procrastinate", "postgresql"
+    name, engine, server = "procrastinate", "postgresql", "postgres"
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         super().__init__(workdir, pg_url)
@@ -208,7 +210,7 @@ class Procrastinate(System):
 class Rq(System):
     """RQ on the local Redis, SimpleWorker (no fork per job), the popular non-SQL reference."""
 
-    name, engine = "rq", "redis"
+    name, engine, server = "rq", "redis", "redis-server"
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         super().__init__(workdir, pg_url)
