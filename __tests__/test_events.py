@@ -121,6 +121,30 @@ async def test_events_emitted_in_other_threads_are_delivered(make_queue: QueueFa
     assert [e.job_id for e in recorder.events] == ids
 
 
+async def test_a_subscription_made_in_another_thread_while_delivering_gets_its_events(make_queue: QueueFactory) -> None:
+    """A web server's thread subscribes while the worker delivers in the loop. Before: the subscription's delivery
+    task was started from that thread, which a task group does not allow (RuntimeError: no running event loop)."""
+    queue = make_queue()
+    recorder, outcome = Recorder(), {}
+
+    def subscribe_then_enqueue() -> None:
+        try:
+            queue.subscribe(EventType.JOB_ENQUEUED, recorder)
+            outcome["job_id"] = NoopJob.perform_later_sync({"n": 1})
+        except Exception as error:
+            outcome["error"] = error
+
+    async with queue.events.delivering():
+        thread = threading.Thread(target=subscribe_then_enqueue)
+        thread.start()
+        await anyio.to_thread.run_sync(thread.join)
+        with anyio.fail_after(5):
+            while not recorder.events and "error" not in outcome:
+                await anyio.sleep(0.01)
+    assert "error" not in outcome, outcome
+    assert [e.job_id for e in recorder.events] == [outcome["job_id"]]
+
+
 async def test_a_failing_subscriber_fails_no_job_and_others_still_get_every_event(make_queue: QueueFactory,
                                                                                  capsys: pytest.CaptureFixture[str],
                                                                                  ) -> None:

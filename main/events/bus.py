@@ -12,6 +12,7 @@ Built-in observers (the log lines, the metrics) are `attach`ed instead: called i
 must be quick and must not block.
 """
 
+import contextlib
 import fnmatch
 import inspect
 import threading
@@ -22,8 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 from anyio import CapacityLimiter
+from anyio.lowlevel import EventLoopToken
 from structlog.typing import FilteringBoundLogger
 
 from main.errors import EventSubscriptionError
@@ -136,7 +141,10 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._observers: list[tuple[frozenset[EventType], Observer]] = []
         self._routes: dict[EventType, tuple[Callable[[Event], None], ...]] = {}
-        self._delivering: anyio.abc.TaskGroup | None = None
+        # Set while delivering: the task group that runs one delivery task per subscriber, and the event loop it
+        # runs in (its token and thread), so that a subscription made from another thread starts there.
+        self._delivering: tuple[anyio.abc.TaskGroup, EventLoopToken, int] | None = None
+        self._lock = threading.Lock()  # subscriptions and the start and end of delivering, from any thread
 
     # -- listening -------------------------------------------------------------------------------------
 
@@ -151,24 +159,29 @@ class EventBus:
                                          f"{timeout!r}")
         subscription = Subscription(event_types(pattern), handler, name=name or _name_of(handler), buffer=buffer,
                                     timeout=timeout, log=self.log)
-        self._subscriptions.append(subscription)
-        self._route()
-        if self._delivering is not None:
-            self._delivering.start_soon(subscription.deliver)
+        with self._lock:
+            self._subscriptions.append(subscription)
+            self._route()
+            delivering = self._delivering
+        if delivering is not None:
+            _start(subscription, *delivering)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """No more events for it (those already in its mailbox are still delivered while the bus delivers)."""
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
-            self._route()
+        with self._lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+                self._route()
 
     def attach(self, pattern: EventType | str, observer: Observer) -> None:
         """Call `observer(event)` in the emitting thread, at once: for quick built-in observers (logs, metrics)."""
-        self._observers.append((event_types(pattern), observer))
-        self._route()
+        with self._lock:
+            self._observers.append((event_types(pattern), observer))
+            self._route()
 
     def _route(self) -> None:
+        """Under the lock. Emitters read the routes without it: they are replaced whole, never changed."""
         routes: dict[EventType, list[Callable[[Event], None]]] = {}
         for types, observer in self._observers:
             for event_type in types:
@@ -206,21 +219,34 @@ class EventBus:
             yield  # delivering already (an application running the worker inside its own `delivering()`)
             return
         async with anyio.create_task_group() as tasks:
-            self._delivering = tasks
-            try:
+            with self._lock:  # a subscription made meanwhile is started either here or by subscribe(), never twice
+                self._delivering = (tasks, anyio.lowlevel.current_token(), threading.get_ident())
                 for subscription in self._subscriptions:
                     tasks.start_soon(subscription.deliver)
+            try:
                 yield
                 with anyio.move_on_after(grace):
-                    while any(subscription.pending for subscription in self._subscriptions):
+                    while any(subscription.pending for subscription in self.subscriptions):
                         await anyio.sleep(0.01)
             finally:
-                self._delivering = None
+                with self._lock:
+                    self._delivering = None
                 tasks.cancel_scope.cancel()
 
     @property
     def subscriptions(self) -> list[Subscription]:
-        return list(self._subscriptions)
+        with self._lock:
+            return list(self._subscriptions)
+
+
+def _start(subscription: Subscription, tasks: anyio.abc.TaskGroup, loop: EventLoopToken, loop_thread: int) -> None:
+    """Start `subscription`'s delivery in the task group of the bus's event loop, from whichever thread subscribed
+    (a task group is not thread-safe: another thread asks the loop to start it, and waits until it has)."""
+    if threading.get_ident() == loop_thread:
+        tasks.start_soon(subscription.deliver)
+        return
+    with contextlib.suppress(RuntimeError):  # delivering ended meanwhile: the next delivering() starts it
+        anyio.from_thread.run_sync(tasks.start_soon, subscription.deliver, token=loop)
 
 
 def event_types(pattern: EventType | str) -> frozenset[EventType]:
