@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
                                                               "default policy"]),
         ("bench.bench_store", ["--jobs", "200", "--batch", "50"], ["bulk enqueue", "one by one", "ms per 50",
                                                                    "record"]),
+        ("bench.bench_backlog", ["--backlog", "0,300"], ["0 jobs due tomorrow", "300 jobs due tomorrow", "ms"]),
         ("bench.bench_events", ["--jobs", "100", "--rounds", "1", "--emits", "1000"],
          ["heard by", "nobody", "a subscriber", "nothing listens", "info logs + metrics + subscriber"]),
     ],
