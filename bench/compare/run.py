@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,10 +118,12 @@ def fill(system: System, count: int) -> None:
         system.enqueue_one(count)
 
 
-def process(system: System, count: int, workers: int) -> float:
-    """Jobs/s from the first job taken to the last. One worker starts on a full queue, as for every system.
-    Several, where the system enqueues in bulk (all jobs appear at once), start first and settle, so that each
-    takes part from the first job on, however long its start-up."""
+@contextlib.contextmanager
+def working(system: System, count: int, workers: int) -> Iterator[tuple[list[subprocess.Popen[bytes]], int]]:
+    """`workers` processes at work on `count` jobs: yields them, and how many jobs were left, once the first job is
+    taken; stops them on the way out. One worker starts on a full queue, as for every system. Several, where the
+    system enqueues in bulk (all jobs appear at once), start first and settle, so that each takes part from the
+    first job on, however long its start-up."""
     bulk = workers > 1 and type(system).enqueue_bulk is not System.enqueue_bulk
     if bulk:
         system.reset()
@@ -132,19 +134,24 @@ def process(system: System, count: int, workers: int) -> float:
         if bulk:
             settle(processes)
             system.enqueue_bulk(count)
-        left = wait_for(system.remaining, lambda left: left < count, timeout=120)
+        yield processes, wait_for(system.remaining, lambda left: left < count, timeout=120)
+    finally:
+        stop(processes)
+
+
+def process(system: System, count: int, workers: int) -> float:
+    """Jobs/s from the first job taken to the last."""
+    with working(system, count, workers) as (_, left):
         started = time.perf_counter()
         # Where the system records when each job started and ended, the rate comes from those records and the
         # harness asks seldom (each question is a query whose CPU the workers measured lose); else from polling.
         wait_for(system.remaining, lambda left: left == 0, timeout=600,
                  interval=0.1 if system.records_times else 0.01)
         ended = time.perf_counter()
-        if system.records_times:
-            first_start, last_end = system.span()
-            return count / (last_end - first_start)
-        return left / (ended - started)
-    finally:
-        stop(processes)
+    if system.records_times:
+        first_start, last_end = system.span()
+        return count / (last_end - first_start)
+    return left / (ended - started)
 
 
 def busy(system: System, workers: int, rate: float, *, lead: float = 0.2, window: float = 1.0) -> tuple[float, float]:
@@ -153,26 +160,14 @@ def busy(system: System, workers: int, rate: float, *, lead: float = 0.2, window
     the tail left out). Where one process and its server keep most of the machine's cores busy, more processes
     cannot be as many times faster: the rows say how much room the machine left."""
     count = int(rate * (lead + window) * 2) + 1_000  # jobs to spare: the queue must not run dry in the window
-    bulk = workers > 1 and type(system).enqueue_bulk is not System.enqueue_bulk
-    if bulk:
-        system.reset()
-    else:
-        fill(system, count)
-    processes = [system.start_worker() for _ in range(workers)]
-    try:
-        if bulk:
-            settle(processes)
-            system.enqueue_bulk(count)
-        wait_for(system.remaining, lambda left: left < count, timeout=120)
+    with working(system, count, workers) as (processes, _):
         time.sleep(lead)
         before = _cpu_now(system, processes)
         time.sleep(window)
         after = _cpu_now(system, processes)
-        done = before[2] - after[2]
-        if after[2] == 0:
-            raise RuntimeError(f"{system.name}: the queue ran dry while CPU was measured; measure over more jobs")
-    finally:
-        stop(processes)
+    if after[2] == 0:
+        raise RuntimeError(f"{system.name}: the queue ran dry while CPU was measured; measure over more jobs")
+    done = before[2] - after[2]
     cpu = after[1] - before[1]
     return cpu / (after[0] - before[0]), cpu / done * 1e6
 
