@@ -123,7 +123,7 @@ async def test_events_emitted_in_other_threads_are_delivered(make_queue: QueueFa
 
 async def test_a_subscription_made_in_another_thread_while_delivering_gets_its_events(make_queue: QueueFactory) -> None:
     """A web server's thread subscribes while the worker delivers in the loop. Before: the subscription's delivery
-    task was started from that thread, which a task group does not allow (RuntimeError: no running event loop)."""
+    task was started from that thread, which a task group does not allow (NoEventLoopError)."""
     queue = make_queue()
     recorder, outcome = Recorder(), {}
 

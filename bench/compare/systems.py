@@ -16,6 +16,7 @@ from main.db.entities import Job
 JOBS = Job.__table__  # type: ignore[attr-defined]
 
 BIN = Path(sys.executable).parent
+SERVERS = {"postgresql": "postgres", "redis": "redis-server"}  # engine: its server's process name
 
 
 def empty_table(pg_url: str, statement: str, table: str) -> None:
@@ -30,7 +31,11 @@ def empty_table(pg_url: str, statement: str, table: str) -> None:
 class System(ABC):
     name: str
     engine: str
-    server = ""  # the name of the storage server's processes on this machine, if it has any (their CPU is counted)
+
+    @property
+    def server(self) -> str:
+        """The name of its storage server's processes on this machine, if it has a server (their CPU is counted)."""
+        return SERVERS.get(self.engine, "")
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         self.workdir, self.pg_url = workdir, pg_url
@@ -81,7 +86,6 @@ class Jobqueue(System):
     def __init__(self, workdir: Path, pg_url: str, engine: str) -> None:
         super().__init__(workdir, pg_url)
         self.engine, self.name = engine, "jobqueue"
-        self.server = "postgres" if engine == "postgresql" else ""
         self.url = f"sqlite:///{workdir / 'jobqueue.db'}" if engine == "sqlite" else pg_url
         os.environ.update(JOBQUEUE_DATABASE_URL=self.url, JOBQUEUE_JOBS_MODULE="bench.jobs",
                           JOBQUEUE_LOG_LEVEL="warning")
@@ -161,7 +165,7 @@ class Huey(System):
 class Procrastinate(System):
     """procrastinate on the same PostgreSQL server, its worker with concurrency 10."""
 
-    name, engine, server = "procrastinate", "postgresql", "postgres"
+    name, engine = "procrastinate", "postgresql"
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         super().__init__(workdir, pg_url)
@@ -210,7 +214,7 @@ class Procrastinate(System):
 class Rq(System):
     """RQ on the local Redis, SimpleWorker (no fork per job), the popular non-SQL reference."""
 
-    name, engine, server = "rq", "redis", "redis-server"
+    name, engine = "rq", "redis"
 
     def __init__(self, workdir: Path, pg_url: str) -> None:
         super().__init__(workdir, pg_url)
