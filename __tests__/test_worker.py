@@ -269,6 +269,19 @@ async def test_stop_lets_running_jobs_finish(queue: JobQueue) -> None:
     assert status_of(queue, job_id) == JobStatus.COMPLETED
 
 
+async def test_a_stop_while_the_worker_starts_up_is_not_forgotten(queue: JobQueue) -> None:
+    """A SIGTERM to a worker that has just started (a deploy, a scale-down). Before: run() cleared the stop flag
+    after its first database call, so a stop during that call was lost and the worker ran on until killed (found as
+    a worker process of test_limits that ignored SIGTERM once in a dozen runs under load)."""
+    job_id = await NoopJob.perform_later({"n": 1})
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(queue.run)
+            await anyio.sleep(0)  # run() is now in its first database call (the schema's check, in a thread)
+            queue.stop()
+    assert status_of(queue, job_id) == JobStatus.PENDING  # stopped before it claimed anything
+
+
 async def test_stop_returns_unfinished_jobs_to_pending_without_an_attempt(queue: JobQueue) -> None:
     async with running(queue):
         job_id = await SleepJob.perform_later({"seconds": 30})

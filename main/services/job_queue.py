@@ -372,10 +372,11 @@ class JobQueue:
         """Work until `stop()` is called (or, with `burst`, until nothing is due), then shut down gracefully."""
         if self._started_at is not None:
             raise JobQueueError("this JobQueue is already running; one worker per queue")
-        await self.database.run(self.store.ensure_schema)
-        self.waker.bind()
+        # Before the first await: a stop (a signal) that comes while the worker starts up is kept, not cleared.
         self._stopping, self._interrupting, self._started_at = False, False, time.monotonic()
+        self.waker.bind()
         try:
+            await self.database.run(self.store.ensure_schema)
             async with self.events.delivering(grace=min(EVENTS_GRACE, self.settings.shutdown_timeout)):
                 self.events.emit(EventType.WORKER_STARTED, types=self.get_available_job_types(),
                                  concurrency=self.settings.concurrency, queues=list(self.settings.queues) or "all",
