@@ -3,13 +3,14 @@ and do not hold up the jobs of other keys."""
 
 import itertools
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from __tests__.conftest import ROOT, QueueFactory, wait_for
+from __tests__.conftest import QueueFactory, wait_for
 from __tests__.support.jobs import (
     JOBS,
     Nothing,
@@ -116,14 +117,13 @@ def intervals(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 @pytest.mark.slow
 def test_four_worker_processes_never_run_two_jobs_of_a_key_at_once(make_queue: QueueFactory, database_url: str,
-                                                                   tmp_path: Path) -> None:
+                                                                   tmp_path: Path,
+                                                                   start_worker: Callable[..., WorkerProcess]) -> None:
     queue = make_queue(jobs=JOBS)
     record = tmp_path / "intervals"
     ids = OnePerAccountJob.perform_bulk_sync([{"account": f"k{n % 3}", "seconds": 0.05, "path": str(record)}
                                               for n in range(24)])
-    env = {"PYTHONPATH": str(ROOT), "JOBQUEUE_DATABASE_URL": database_url, "JOBQUEUE_POLL_INTERVAL": "0.02",
-           "JOBQUEUE_JOBS_MODULE": "__tests__.support.jobs", "JOBQUEUE_LOG_LEVEL": "warning"}
-    workers = [WorkerProcess(env, "--concurrency", "4", cwd=ROOT) for _ in range(4)]
+    workers = [start_worker(database_url, "--concurrency", "4", JOBQUEUE_LOG_LEVEL="warning") for _ in range(4)]
     try:
         wait_for(lambda: all(queue.store.get(job_id).status == JobStatus.COMPLETED for job_id in ids), timeout=60)
     finally:
